@@ -1,0 +1,24 @@
+# Señorita-style video-editing dataset construction.
+#
+#   sources  -> catalogue of videos, each assigned to a shard   (rules/sources.smk)
+#   ingest   -> per shard: probe, accept or reject each video   (rules/ingest.smk)
+#   clips    -> per shard: shot-aware 33-frame clips            (rules/clips.smk)
+#   pairs    -> per task and shard: source/target pairs         (rules/pairs.smk)
+#   dataset  -> per task manifest, dataset card, rejects        (rules/dataset.smk)
+#
+# `snakemake --cores 2 all` builds every enabled task; `snakemake task_<id>` builds one.
+
+
+include: "rules/common.smk"
+include: "rules/sources.smk"
+include: "rules/ingest.smk"
+include: "rules/clips.smk"
+include: "rules/pairs.smk"
+include: "rules/dataset.smk"
+
+
+rule all:
+    input:
+        rules.dataset_card.output.card,
+        expand(rules.manifest.output.manifest, task=TASKS),
+    default_target: True

@@ -1,0 +1,17 @@
+rule clips:
+    input:
+        videos=rules.ingest.output.videos,
+    output:
+        clips=f"{RESULTS}/clips/{{shard}}.parquet",
+        rejects=f"{RESULTS}/clips/{{shard}}.rejects.parquet",
+    params:
+        clips=as_json(config["clips"]),
+        media=f"{RESULTS}/clips/{{shard}}",
+    log:
+        f"{LOGS}/clips/{{shard}}.log",
+    message:
+        "Cutting the clips of shard {wildcards.shard}"
+    shell:
+        "senorita clips --videos {input.videos} --shard {wildcards.shard}"
+        " --params {params.clips:q} --media {params.media}"
+        " --out {output.clips} --rejects {output.rejects} 2> {log}"

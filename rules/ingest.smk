@@ -1,0 +1,18 @@
+rule ingest:
+    input:
+        catalogue=rules.catalogue.output.catalogue,
+    output:
+        videos=f"{RESULTS}/ingest/{{shard}}.parquet",
+        rejects=f"{RESULTS}/ingest/{{shard}}.rejects.parquet",
+    params:
+        source=as_json(config["source"]),
+        ingest=as_json(config["ingest"]),
+        clips=as_json(config["clips"]),
+    log:
+        f"{LOGS}/ingest/{{shard}}.log",
+    message:
+        "Probing the videos of shard {wildcards.shard}"
+    shell:
+        "senorita ingest --catalogue {input.catalogue} --shard {wildcards.shard}"
+        " --source {params.source:q} --params {params.ingest:q} --clips {params.clips:q}"
+        " --out {output.videos} --rejects {output.rejects} 2> {log}"

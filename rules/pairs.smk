@@ -1,0 +1,23 @@
+rule operator_pairs:
+    input:
+        clips=rules.clips.output.clips,
+        videos=rules.ingest.output.videos,
+    output:
+        pairs=f"{RESULTS}/pairs/{{task}}/{{shard}}.parquet",
+        rejects=f"{RESULTS}/pairs/{{task}}/{{shard}}.rejects.parquet",
+    params:
+        task=lambda wc: as_json(config["tasks"][wc.task]),
+        encode=as_json(config["encode"]),
+        seed=config["seed"],
+        dataset=DATASET,
+    log:
+        f"{LOGS}/pairs/{{task}}/{{shard}}.log",
+    message:
+        "Making {wildcards.task} pairs for shard {wildcards.shard}"
+    wildcard_constraints:
+        task="|".join(OPERATOR_TASKS) or "no-task",
+    shell:
+        "senorita pairs --task {wildcards.task} --shard {wildcards.shard}"
+        " --clips {input.clips} --videos {input.videos} --params {params.task:q}"
+        " --seed {params.seed} --encode {params.encode:q} --dataset {params.dataset}"
+        " --out {output.pairs} --rejects {output.rejects} 2> {log}"

@@ -1,0 +1,5 @@
+import sys
+
+from senorita.cli import main
+
+sys.exit(main())

@@ -1,0 +1,118 @@
+"""Command line: one subcommand per stage. The Snakemake rules call these; so can you.
+
+Stage parameters arrive as JSON (the rule passes its slice of the validated config), so each
+stage runs the same with or without Snakemake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _json(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="senorita", description=__doc__)
+    sub = parser.add_subparsers(dest="stage", required=True)
+
+    p = sub.add_parser("catalogue", help="list the source's videos and assign shards")
+    p.add_argument("--source", type=_json, required=True, help="the config's source section")
+    p.add_argument("--shards", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("ingest", help="probe one shard's videos; accept or reject each")
+    p.add_argument("--catalogue", type=Path, required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--source", type=_json, required=True)
+    p.add_argument("--params", type=_json, required=True, help="the config's ingest section")
+    p.add_argument("--clips", type=_json, required=True, help="the config's clips section")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
+    p = sub.add_parser("clips", help="cut one shard's clips")
+    p.add_argument("--videos", type=Path, required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--params", type=_json, required=True, help="the config's clips section")
+    p.add_argument("--media", type=Path, required=True, help="folder for the clip files")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
+    p = sub.add_parser("pairs", help="make one task's pairs for one shard")
+    p.add_argument("--task", required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--videos", type=Path, required=True)
+    p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--encode", type=_json, required=True, help="the config's encode section")
+    p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
+    p = sub.add_parser("manifest", help="gather a task's shard tables into its manifest")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("tables", type=Path, nargs="+")
+
+    p = sub.add_parser("card", help="write the dataset card and the rejects table")
+    p.add_argument("--catalogue", type=Path, required=True)
+    p.add_argument("--manifests", type=Path, nargs="+", required=True)
+    p.add_argument("--rejects", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects-out", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    log = logging.getLogger("senorita")
+    try:
+        if args.stage == "catalogue":
+            from senorita.catalogue import build_catalogue
+
+            build_catalogue(args.source, args.shards, args.out)
+        elif args.stage == "ingest":
+            from senorita.ingest import ingest_shard
+
+            ingest_shard(args.catalogue, args.shard, args.source, args.params, args.clips,
+                         args.out, args.rejects)
+        elif args.stage == "clips":
+            from senorita.clips import clip_shard
+
+            clip_shard(args.videos, args.shard, args.params, args.out, args.rejects, args.media)
+        elif args.stage == "pairs":
+            from senorita.pairs import make_operator_pairs
+
+            make_operator_pairs(args.task, args.shard, args.clips, args.videos, args.params,
+                                args.seed, args.encode, args.dataset, args.out, args.rejects)
+        elif args.stage == "manifest":
+            from senorita.manifest import build_manifest
+
+            build_manifest(args.tables, args.out)
+        elif args.stage == "card":
+            from senorita.card import build_card
+
+            build_card(args.manifests, args.rejects, args.catalogue, args.out, args.rejects_out)
+    except (OSError, ValueError) as err:
+        log.error("%s failed: %s", args.stage, err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

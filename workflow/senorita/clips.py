@@ -1,0 +1,185 @@
+"""Stage 2, per shard: cut fixed-length clips that never span a shot cut.
+
+A clip is ``frames`` frames taken every ``stride`` source frames (the paper: 33 frames, stride 2),
+resized to cover ``height``×``width`` and centre-cropped, so the aspect ratio is kept. Shot cuts are
+found with PySceneDetect; clip windows are spread evenly over the longest shots, ``margin`` frames
+away from each cut.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+import pandas as pd
+from scenedetect import ContentDetector, detect
+
+from senorita.atomic import atomic_path, write_table
+from senorita.ids import stable_hash
+from senorita.ingest import REJECT_COLUMNS
+from senorita.journal import Journal, prune
+from senorita.video import FFMPEG, VideoError, probe, sha256_file
+
+log = logging.getLogger(__name__)
+
+CLIP_COLUMNS = [
+    "clip_id",
+    "video_id",
+    "shard",
+    "start_frame",
+    "end_frame",
+    "start_s",
+    "frames",
+    "stride",
+    "fps",
+    "height",
+    "width",
+    "path",
+    "sha256",
+]
+
+
+def detect_shots(path: Path, n_frames: int, cfg: dict[str, Any]) -> list[tuple[int, int]]:
+    """Shots as [start, end) source frame ranges; the whole video when there is no cut."""
+    scenes = detect(
+        str(path),
+        ContentDetector(threshold=cfg["scene_threshold"], min_scene_len=cfg["min_shot_frames"]),
+        start_in_scene=True,
+    )
+    shots = [(s.get_frames(), e.get_frames()) for s, e in scenes]
+    return shots or [(0, n_frames)]
+
+
+def choose_windows(shots: list[tuple[int, int]], span: int, per_video: int, margin: int) -> list[int]:
+    """Start frames of up to ``per_video`` non-overlapping windows of ``span`` frames.
+
+    Windows go to the longest shots first (one each, round robin) and are spread evenly within a
+    shot, so clips of one video are as far apart (and as different) as they can be.
+    """
+    usable = [(s + margin, e - margin) for s, e in shots if (e - margin) - (s + margin) >= span]
+    usable.sort(key=lambda se: se[1] - se[0], reverse=True)
+    capacity = [(e - s) // span for s, e in usable]
+    counts = [0] * len(usable)
+    remaining = per_video
+    while remaining and any(c < cap for c, cap in zip(counts, capacity, strict=True)):
+        for i in range(len(usable)):
+            if remaining and counts[i] < capacity[i]:
+                counts[i] += 1
+                remaining -= 1
+    starts = []
+    for (s, e), k in zip(usable, counts, strict=True):
+        gap = (e - s - k * span) / (k + 1)  # equal space before, between and after windows
+        starts += [int(s + gap * (j + 1) + span * j) for j in range(k)]
+    return sorted(starts)
+
+
+def cut_clip(
+    src: Path, dst: Path, start: int, cfg: dict[str, Any], src_fps: float
+) -> None:
+    """Cut one clip with a single ffmpeg run: select frames, resize to cover, centre-crop, encode."""
+    frames, stride, height, width = cfg["frames"], cfg["stride"], cfg["height"], cfg["width"]
+    end = start + (frames - 1) * stride
+    out_fps = src_fps / stride
+    stream = (
+        ffmpeg.input(str(src))
+        .filter("select", f"between(n,{start},{end})*not(mod(n-{start},{stride}))")
+        .filter("setpts", f"N/({out_fps}*TB)")
+        .filter("scale", width, height, force_original_aspect_ratio="increase", flags="bicubic")
+        .filter("crop", width, height)
+        .filter("setsar", 1)
+    )
+    with atomic_path(dst) as tmp:
+        try:
+            (
+                stream.output(
+                    str(tmp),
+                    format="mp4",
+                    vcodec="libx264",
+                    pix_fmt="yuv420p",
+                    crf=cfg["crf"],
+                    preset=cfg["preset"],
+                    r=out_fps,
+                    movflags="+faststart",
+                    an=None,
+                    **{"frames:v": frames, "fps_mode": "cfr"},
+                )
+                .overwrite_output()
+                .run(cmd=FFMPEG, capture_stdout=True, capture_stderr=True)
+            )
+        except ffmpeg.Error as err:
+            raise VideoError((err.stderr or b"").decode("utf-8", "replace").strip()[-300:]) from None
+        info = probe(tmp)
+        if info.frames != frames or (info.height, info.width) != (height, width):
+            raise VideoError(
+                f"clip has {info.frames} frames at {info.height}x{info.width}, "
+                f"expected {frames} at {height}x{width}"
+            )
+
+
+def clip_shard(videos: Path, shard: int, cfg: dict[str, Any], out: Path, rejects_out: Path, media: Path) -> pd.DataFrame:
+    """Cut the clips of every accepted video of one shard."""
+    table = pd.read_parquet(videos)
+    span = (cfg["frames"] - 1) * cfg["stride"] + 1
+    journal = Journal(out)
+    rows, rejects = [], []
+    for video in table.to_dict("records"):
+        done = journal.get(video["video_id"])
+        if done is not None and all(Path(c["path"]).exists() for c in done["clips"]):
+            rows += done["clips"]
+            rejects += done["rejects"]
+            continue
+        clips, bad = _clip_video(video, shard, cfg, span, media)
+        journal.record(video["video_id"], {"clips": clips, "rejects": bad})
+        rows += clips
+        rejects += bad
+    df = pd.DataFrame(rows, columns=CLIP_COLUMNS)
+    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out)
+    write_table(df, out)
+    journal.finish()
+    removed = prune(media, {Path(p).name for p in df["path"]})
+    log.info("shard %d: %d clips from %d videos (%d rejects, %d stale files removed)",
+             shard, len(df), len(table), len(rejects), removed)
+    return df
+
+
+def _clip_video(video: dict, shard: int, cfg: dict[str, Any], span: int, media: Path) -> tuple[list, list]:
+    path = Path(video["path"])
+    reject = {"video_id": video["video_id"], "shard": shard, "stage": "clips", "path": str(path)}
+    try:
+        shots = detect_shots(path, int(video["frames"]), cfg)
+    except Exception as err:  # a decoder failure in one video must not stop the shard
+        return [], [{**reject, "reason": f"shot detection failed: {err}"}]
+    starts = choose_windows(shots, span, cfg["per_video"], cfg["shot_margin"])
+    if not starts:
+        longest = max(e - s for s, e in shots)
+        return [], [{**reject, "reason": f"no shot long enough: longest {longest} frames, need {span} + margins"}]
+    clips, bad = [], []
+    for start in starts:
+        clip_id = stable_hash("clip", video["sha256"], start, cfg["frames"], cfg["stride"], cfg["height"], cfg["width"])
+        dst = media / f"{clip_id}.mp4"
+        try:
+            cut_clip(path, dst, start, cfg, float(video["fps"]))
+        except VideoError as err:
+            bad.append({**reject, "reason": f"clip at frame {start} failed: {err}"})
+            continue
+        clips.append(
+            {
+                "clip_id": clip_id,
+                "video_id": video["video_id"],
+                "shard": shard,
+                "start_frame": start,
+                "end_frame": start + span,
+                "start_s": round(start / float(video["fps"]), 4),
+                "frames": cfg["frames"],
+                "stride": cfg["stride"],
+                "fps": float(video["fps"]) / cfg["stride"],
+                "height": cfg["height"],
+                "width": cfg["width"],
+                "path": str(dst),
+                "sha256": sha256_file(dst),
+            }
+        )
+    return clips, bad
+

@@ -1,0 +1,23 @@
+"""Stage 4, per task: gather the shards' pair tables into the task's manifest."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from senorita.atomic import write_table
+
+log = logging.getLogger(__name__)
+
+
+def build_manifest(shard_tables: list[Path], out: Path) -> pd.DataFrame:
+    """Concatenate shard tables (in shard order) into one manifest Parquet."""
+    frames = [pd.read_parquet(p) for p in sorted(shard_tables)]
+    non_empty = [f for f in frames if len(f)]
+    df = pd.concat(non_empty, ignore_index=True) if non_empty else frames[0].iloc[0:0]
+    df = df.sort_values(["shard", "pair_id"], kind="stable").reset_index(drop=True)
+    write_table(df, out)
+    log.info("manifest %s: %d pairs from %d shards", out, len(df), len(shard_tables))
+    return df

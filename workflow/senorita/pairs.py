@@ -1,0 +1,117 @@
+"""Stage 3, per task and shard: make one (source, instruction, target) pair per clip.
+
+For an operator task the clip is the target and the operator's output is the source. Files are
+laid out as in the released Señorita-2M: ``<pair_id>_org.mp4`` (source) beside ``<pair_id>.mp4``
+(target), in ``<dataset>/<task>/<shard>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from senorita.atomic import link_or_copy, write_table
+from senorita.ids import derive_seed, stable_hash
+from senorita.ingest import REJECT_COLUMNS
+from senorita.instructions import draw_instruction
+from senorita.journal import Journal, prune
+from senorita.operators import OPERATORS
+from senorita.provenance import code_version
+from senorita.video import VideoError, read_frames, write_frames
+
+log = logging.getLogger(__name__)
+
+# Video fields copied into every pair row: attribution travels with the pair.
+VIDEO_FIELDS = ["origin", "licence", "author", "author_url", "page_url", "source_name"]
+
+PAIR_COLUMNS = [
+    "pair_id", "task", "instruction", "template_id", "source_path", "target_path",
+    "clip_id", "video_id", "shard", "source_height", "source_width", "target_height",
+    "target_width", "frames", "fps", "maker", "params", "seed", "code_version", *VIDEO_FIELDS,
+]
+
+
+def make_operator_pairs(
+    task: str,
+    shard: int,
+    clips: Path,
+    videos: Path,
+    task_cfg: dict[str, Any],
+    seed: int,
+    encode: dict[str, Any],
+    dataset: Path,
+    out: Path,
+    rejects_out: Path,
+) -> pd.DataFrame:
+    operator = OPERATORS[task]
+    clip_table = pd.read_parquet(clips)
+    video_table = pd.read_parquet(videos).set_index("video_id")
+    media = dataset / task / f"{shard:05d}"
+    media.mkdir(parents=True, exist_ok=True)
+    journal = Journal(out)
+    rows, rejects = [], []
+    for clip in clip_table.to_dict("records"):
+        pair_seed = derive_seed(seed, task, clip["clip_id"])
+        rng = np.random.default_rng(pair_seed)
+        if rng.random() >= task_cfg["clip_fraction"]:
+            continue
+        pair_id = stable_hash("pair", task, clip["clip_id"])
+        src, tgt = media / f"{pair_id}_org.mp4", media / f"{pair_id}.mp4"
+        if (done := journal.get(pair_id, src, tgt)) is not None:
+            rows.append(done)
+            continue
+        try:
+            frames = read_frames(clip["path"])
+            params = operator.draw(rng, task_cfg, frames.shape[1], frames.shape[2])
+            source = operator(frames, params)
+            write_frames(src, source, clip["fps"], crf=task_cfg.get("crf", encode["crf"]),
+                         preset=encode["preset"])
+            link_or_copy(clip["path"], tgt)
+        except VideoError as err:
+            rejects.append({"video_id": clip["video_id"], "shard": shard, "stage": f"pairs:{task}",
+                            "path": clip["path"], "reason": str(err)})
+            continue
+        instruction, template_id = draw_instruction(task, rng)
+        video = video_table.loc[clip["video_id"]]
+        row = {
+            "pair_id": pair_id,
+            "task": task,
+            "instruction": instruction,
+            "template_id": template_id,
+            "source_path": src.relative_to(dataset).as_posix(),
+            "target_path": tgt.relative_to(dataset).as_posix(),
+            "clip_id": clip["clip_id"],
+            "video_id": clip["video_id"],
+            "shard": shard,
+            "source_height": int(source.shape[1]),
+            "source_width": int(source.shape[2]),
+            "target_height": int(frames.shape[1]),
+            "target_width": int(frames.shape[2]),
+            "frames": int(frames.shape[0]),
+            "fps": float(clip["fps"]),
+            "maker": f"operator:{operator.name}",
+            "params": json.dumps(params, sort_keys=True),
+            "seed": pair_seed,
+            "code_version": code_version(),
+            **{f: _plain(video.get(f)) for f in VIDEO_FIELDS},
+        }
+        journal.record(pair_id, row)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out)
+    write_table(df, out)
+    journal.finish()
+    keep = {Path(p).name for p in (*df["source_path"], *df["target_path"])}
+    prune(media, keep)
+    log.info("%s shard %d: %d pairs (%d rejects)", task, shard, len(df), len(rejects))
+    return df
+
+
+def _plain(value: Any) -> Any:
+    """pandas' missing values as None, so JSON and Parquet see nulls."""
+    return None if value is None or (isinstance(value, float) and value != value) else value
