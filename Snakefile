@@ -18,7 +18,7 @@ include: "rules/dataset.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.dataset_card.output.card,
         expand(rules.manifest.output.manifest, task=TASKS),
-    default_target: True

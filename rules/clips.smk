@@ -3,12 +3,12 @@ rule clips:
         videos=rules.ingest.output.videos,
     output:
         clips=f"{RESULTS}/clips/{{shard}}.parquet",
-        rejects=f"{RESULTS}/clips/{{shard}}.rejects.parquet",
+        rejects=CLIP_REJECTS,
+    log:
+        f"{LOGS}/clips/{{shard}}.log",
     params:
         clips=as_json(config["clips"]),
         media=f"{RESULTS}/clips/{{shard}}",
-    log:
-        f"{LOGS}/clips/{{shard}}.log",
     message:
         "Cutting the clips of shard {wildcards.shard}"
     shell:

@@ -1,7 +1,10 @@
 import json
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from senorita.config import config_errors
 
 from senorita.tasks import MAKERS, enabled_tasks
 
@@ -11,14 +14,30 @@ min_version("9.0")
 configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
-validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+if problems := config_errors(config, SCHEMA):
+    raise WorkflowError("invalid config:\n  " + "\n  ".join(problems))
+validate(config, SCHEMA)  # fills in the schema's defaults
+try:
+    TASKS = enabled_tasks(config["tasks"])
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
 
 RESULTS = config["paths"]["results"]
 DATASET = config["paths"]["dataset"]
 LOGS = config["paths"]["logs"]
 SHARDS = [f"{i:05d}" for i in range(config["shards"])]
-TASKS = enabled_tasks(config["tasks"])
 OPERATOR_TASKS = [t for t in TASKS if MAKERS[t] == "operator"]
+
+# Paths that gather rules expand over all shards, named once here. Gather rules use these plain
+# patterns rather than rules.<name>.output: Snakemake hashes a rule-output list once per file in
+# it (quadratic in the shard count), which at 2,000 shards would dominate DAG planning.
+CATALOGUE = f"{RESULTS}/sources/catalogue.parquet"
+INGEST_REJECTS = f"{RESULTS}/ingest/{{shard}}.rejects.parquet"
+CLIP_REJECTS = f"{RESULTS}/clips/{{shard}}.rejects.parquet"
+PAIRS = f"{RESULTS}/pairs/{{task}}/{{shard}}.parquet"
+PAIR_REJECTS = f"{RESULTS}/pairs/{{task}}/{{shard}}.rejects.parquet"
+MANIFEST = f"{DATASET}/{{task}}/manifest.parquet"
 
 
 wildcard_constraints:

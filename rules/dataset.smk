@@ -1,23 +1,29 @@
 rule manifest:
     input:
-        pairs=expand(rules.operator_pairs.output.pairs, shard=SHARDS, allow_missing=True),
+        pairs=expand(PAIRS, shard=SHARDS, allow_missing=True),
     output:
-        manifest=f"{DATASET}/{{task}}/manifest.parquet",
+        manifest=MANIFEST,
     log:
         f"{LOGS}/manifest/{{task}}.log",
     message:
         "Writing the {wildcards.task} manifest"
+    params:
+        # Patterns, not the file list: at thousands of shards the list would overflow the
+        # kernel's 128 KiB limit on one argument (the shell command).
+        pairs=lambda wc: PAIRS.replace("{task}", wc.task),
+        shards=config["shards"],
     shell:
-        "senorita manifest --out {output.manifest} {input.pairs} 2> {log}"
+        "senorita manifest --out {output.manifest} --shards {params.shards}"
+        " --pattern {params.pairs:q} 2> {log}"
 
 
 rule dataset_card:
     input:
-        catalogue=rules.catalogue.output.catalogue,
-        manifests=expand(rules.manifest.output.manifest, task=TASKS),
-        rejects=expand(rules.ingest.output.rejects, shard=SHARDS)
-        + expand(rules.clips.output.rejects, shard=SHARDS)
-        + expand(rules.operator_pairs.output.rejects, task=TASKS, shard=SHARDS),
+        catalogue=CATALOGUE,
+        manifests=expand(MANIFEST, task=TASKS),
+        rejects=expand(INGEST_REJECTS, shard=SHARDS)
+        + expand(CLIP_REJECTS, shard=SHARDS)
+        + expand(PAIR_REJECTS, task=TASKS, shard=SHARDS),
     output:
         card=f"{DATASET}/README.md",
         rejects=f"{DATASET}/rejects.parquet",
@@ -25,9 +31,14 @@ rule dataset_card:
         f"{LOGS}/dataset_card.log",
     message:
         "Writing the dataset card"
+    params:
+        rejects=lambda wc: [INGEST_REJECTS, CLIP_REJECTS, PAIR_REJECTS],
+        shards=config["shards"],
+        tasks=",".join(TASKS),
     shell:
         "senorita card --catalogue {input.catalogue} --manifests {input.manifests}"
-        " --rejects {input.rejects} --out {output.card} --rejects-out {output.rejects} 2> {log}"
+        " --shards {params.shards} --tasks {params.tasks} --rejects {params.rejects:q}"
+        " --out {output.card} --rejects-out {output.rejects} 2> {log}"
 
 
 for _task in TASKS:

@@ -3,13 +3,13 @@ rule ingest:
         catalogue=rules.catalogue.output.catalogue,
     output:
         videos=f"{RESULTS}/ingest/{{shard}}.parquet",
-        rejects=f"{RESULTS}/ingest/{{shard}}.rejects.parquet",
+        rejects=INGEST_REJECTS,
+    log:
+        f"{LOGS}/ingest/{{shard}}.log",
     params:
         source=as_json(config["source"]),
         ingest=as_json(config["ingest"]),
         clips=as_json(config["clips"]),
-    log:
-        f"{LOGS}/ingest/{{shard}}.log",
     message:
         "Probing the videos of shard {wildcards.shard}"
     shell:

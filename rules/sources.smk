@@ -1,11 +1,11 @@
 rule catalogue:
     output:
-        catalogue=f"{RESULTS}/sources/catalogue.parquet",
+        catalogue=CATALOGUE,
+    log:
+        f"{LOGS}/catalogue.log",
     params:
         source=as_json(config["source"]),
         shards=config["shards"],
-    log:
-        f"{LOGS}/catalogue.log",
     message:
         "Listing the {config[source][kind]} source's videos over {params.shards} shards"
     shell:

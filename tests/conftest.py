@@ -16,9 +16,15 @@ BIN = Path(sys.executable).parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True,
-              env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run snakemake on the repo's Snakefile in ``workdir``; ``config`` is merged over the default."""
+def snakemake(
+    workdir: Path,
+    *args: str,
+    config: dict | None = None,
+    check: bool = True,
+    env: dict | None = None,
+    timeout: int = 900,
+) -> subprocess.CompletedProcess:
+    """Run snakemake on the repo's Snakefile in ``workdir``, ``config`` merged over the default."""
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
     if config is not None:
         path = workdir / "test-config.yaml"
@@ -28,7 +34,9 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool
     full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 

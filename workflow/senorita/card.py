@@ -15,8 +15,13 @@ from senorita.tasks import TASKS
 log = logging.getLogger(__name__)
 
 
-def build_card(manifests: list[Path], reject_tables: list[Path], catalogue: Path,
-               card_out: Path, rejects_out: Path) -> str:
+def build_card(
+    manifests: list[Path],
+    reject_tables: list[Path],
+    catalogue: Path,
+    card_out: Path,
+    rejects_out: Path,
+) -> str:
     counts: dict[str, int] = {}
     licences: dict[str, int] = {}
     for path in manifests:
@@ -26,8 +31,11 @@ def build_card(manifests: list[Path], reject_tables: list[Path], catalogue: Path
         for lic, n in df["licence"].fillna("unknown").value_counts().items():
             licences[lic] = licences.get(lic, 0) + int(n)
     reject_frames = [t for t in (pd.read_parquet(p) for p in reject_tables) if len(t)]
-    rejects = (pd.concat(reject_frames, ignore_index=True) if reject_frames
-               else pd.DataFrame(columns=REJECT_COLUMNS))
+    rejects = (
+        pd.concat(reject_frames, ignore_index=True)
+        if reject_frames
+        else pd.DataFrame(columns=REJECT_COLUMNS)
+    )
     write_table(rejects, rejects_out)
     n_videos = len(pd.read_parquet(catalogue, columns=["video_id"]))
     total = sum(counts.values())
@@ -38,10 +46,11 @@ def build_card(manifests: list[Path], reject_tables: list[Path], catalogue: Path
         f"Built by senorita {code_version()} from {n_videos} source videos; "
         f"{total} pairs in {len(counts)} tasks.",
         "",
-        "Each task folder holds shards of pairs (`<pair_id>_org.mp4` is the source, `<pair_id>.mp4` "
+        "Each task folder holds shards of pairs (`<pair_id>_org.mp4` is the source, "
+        "`<pair_id>.mp4` "
         "the target) and `manifest.parquet`, one row per pair with its instruction, paths, "
         "parameters, seed and attribution. Load with "
-        "`datasets.load_dataset(\"parquet\", data_files=\"<task>/manifest.parquet\")`.",
+        '`datasets.load_dataset("parquet", data_files="<task>/manifest.parquet")`.',
         "",
         "| # | task | source → target | pairs | share here | Señorita-2M share |",
         "|---|---|---|---|---|---|",
@@ -49,8 +58,10 @@ def build_card(manifests: list[Path], reject_tables: list[Path], catalogue: Path
     for task in TASKS:
         if task.id in counts:
             share = counts[task.id] / total if total else 0.0
-            lines.append(f"| {task.number} | {task.id} | {task.source} → {task.target} | "
-                         f"{counts[task.id]} | {share:.1%} | {task.share:.1%} |")
+            lines.append(
+                f"| {task.number} | {task.id} | {task.source} → {task.target} | "
+                f"{counts[task.id]} | {share:.1%} | {task.share:.1%} |"
+            )
     lines += ["", "## Licences", ""]
     lines += [f"- {lic}: {n} pairs" for lic, n in sorted(licences.items())] or ["- none"]
     lines += ["", "## Rejected inputs", ""]

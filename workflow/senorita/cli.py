@@ -23,6 +23,17 @@ def _json(text: str) -> dict:
     return value
 
 
+def expand_shards(patterns: list[str], shards: int, tasks: list[str]) -> list[Path]:
+    """Paths from patterns with ``{shard}`` (and ``{task}``) fields, as the Snakefile names them."""
+    paths = []
+    for pattern in patterns:
+        for task in tasks if "{task}" in pattern else [None]:
+            for shard in range(shards):
+                fields = {"shard": f"{shard:05d}", **({"task": task} if task else {})}
+                paths.append(Path(pattern.format(**fields)))
+    return paths
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="senorita", description=__doc__)
     sub = parser.add_subparsers(dest="stage", required=True)
@@ -63,12 +74,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("manifest", help="gather a task's shard tables into its manifest")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("tables", type=Path, nargs="+")
+    p.add_argument("--shards", type=int, required=True)
+    p.add_argument("--pattern", required=True, help="shard table path with a {shard} field")
 
     p = sub.add_parser("card", help="write the dataset card and the rejects table")
     p.add_argument("--catalogue", type=Path, required=True)
     p.add_argument("--manifests", type=Path, nargs="+", required=True)
-    p.add_argument("--rejects", type=Path, nargs="+", required=True)
+    p.add_argument("--shards", type=int, required=True)
+    p.add_argument("--tasks", required=True, help="comma-separated task ids")
+    p.add_argument(
+        "--rejects", nargs="+", required=True, help="rejects table paths with {shard}/{task} fields"
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects-out", type=Path, required=True)
     return parser
@@ -77,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
+        level=logging.INFO,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log = logging.getLogger("senorita")
@@ -89,8 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.stage == "ingest":
             from senorita.ingest import ingest_shard
 
-            ingest_shard(args.catalogue, args.shard, args.source, args.params, args.clips,
-                         args.out, args.rejects)
+            ingest_shard(
+                args.catalogue,
+                args.shard,
+                args.source,
+                args.params,
+                args.clips,
+                args.out,
+                args.rejects,
+            )
         elif args.stage == "clips":
             from senorita.clips import clip_shard
 
@@ -98,16 +122,28 @@ def main(argv: list[str] | None = None) -> int:
         elif args.stage == "pairs":
             from senorita.pairs import make_operator_pairs
 
-            make_operator_pairs(args.task, args.shard, args.clips, args.videos, args.params,
-                                args.seed, args.encode, args.dataset, args.out, args.rejects)
+            make_operator_pairs(
+                args.task,
+                args.shard,
+                args.clips,
+                args.videos,
+                args.params,
+                args.seed,
+                args.encode,
+                args.dataset,
+                args.out,
+                args.rejects,
+            )
         elif args.stage == "manifest":
             from senorita.manifest import build_manifest
 
-            build_manifest(args.tables, args.out)
+            build_manifest(expand_shards([args.pattern], args.shards, []), args.out)
         elif args.stage == "card":
             from senorita.card import build_card
 
-            build_card(args.manifests, args.rejects, args.catalogue, args.out, args.rejects_out)
+            tasks = [t for t in args.tasks.split(",") if t]
+            rejects = expand_shards(args.rejects, args.shards, tasks)
+            build_card(args.manifests, rejects, args.catalogue, args.out, args.rejects_out)
     except (OSError, ValueError) as err:
         log.error("%s failed: %s", args.stage, err)
         return 1

@@ -20,7 +20,7 @@ from senorita.atomic import atomic_path, write_table
 from senorita.ids import stable_hash
 from senorita.ingest import REJECT_COLUMNS
 from senorita.journal import Journal, prune
-from senorita.video import FFMPEG, VideoError, probe, sha256_file
+from senorita.video import FFMPEG, VideoError, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ def detect_shots(path: Path, n_frames: int, cfg: dict[str, Any]) -> list[tuple[i
     return shots or [(0, n_frames)]
 
 
-def choose_windows(shots: list[tuple[int, int]], span: int, per_video: int, margin: int) -> list[int]:
+def choose_windows(
+    shots: list[tuple[int, int]], span: int, per_video: int, margin: int
+) -> list[int]:
     """Start frames of up to ``per_video`` non-overlapping windows of ``span`` frames.
 
     Windows go to the longest shots first (one each, round robin) and are spread evenly within a
@@ -75,10 +77,8 @@ def choose_windows(shots: list[tuple[int, int]], span: int, per_video: int, marg
     return sorted(starts)
 
 
-def cut_clip(
-    src: Path, dst: Path, start: int, cfg: dict[str, Any], src_fps: float
-) -> None:
-    """Cut one clip with a single ffmpeg run: select frames, resize to cover, centre-crop, encode."""
+def cut_clip(src: Path, dst: Path, start: int, cfg: dict[str, Any], src_fps: float) -> None:
+    """Cut one clip in one ffmpeg run: select frames, resize to cover, centre-crop, encode."""
     frames, stride, height, width = cfg["frames"], cfg["stride"], cfg["height"], cfg["width"]
     end = start + (frames - 1) * stride
     out_fps = src_fps / stride
@@ -92,7 +92,7 @@ def cut_clip(
     )
     with atomic_path(dst) as tmp:
         try:
-            (
+            out, _ = (
                 stream.output(
                     str(tmp),
                     format="mp4",
@@ -106,19 +106,22 @@ def cut_clip(
                     **{"frames:v": frames, "fps_mode": "cfr"},
                 )
                 .overwrite_output()
-                .run(cmd=FFMPEG, capture_stdout=True, capture_stderr=True)
+                # -progress reports the frames written, which spares a separate ffprobe run.
+                .run(cmd=[*FFMPEG, "-progress", "pipe:1"], capture_stdout=True, capture_stderr=True)
             )
         except ffmpeg.Error as err:
-            raise VideoError((err.stderr or b"").decode("utf-8", "replace").strip()[-300:]) from None
-        info = probe(tmp)
-        if info.frames != frames or (info.height, info.width) != (height, width):
             raise VideoError(
-                f"clip has {info.frames} frames at {info.height}x{info.width}, "
-                f"expected {frames} at {height}x{width}"
-            )
+                (err.stderr or b"").decode("utf-8", "replace").strip()[-300:]
+            ) from None
+        written = [line for line in out.decode().splitlines() if line.startswith("frame=")]
+        n = int(written[-1].split("=", 1)[1]) if written else 0
+        if n != frames:
+            raise VideoError(f"clip has {n} frames, expected {frames} (source ends early?)")
 
 
-def clip_shard(videos: Path, shard: int, cfg: dict[str, Any], out: Path, rejects_out: Path, media: Path) -> pd.DataFrame:
+def clip_shard(
+    videos: Path, shard: int, cfg: dict[str, Any], out: Path, rejects_out: Path, media: Path
+) -> pd.DataFrame:
     """Cut the clips of every accepted video of one shard."""
     table = pd.read_parquet(videos)
     span = (cfg["frames"] - 1) * cfg["stride"] + 1
@@ -139,12 +142,20 @@ def clip_shard(videos: Path, shard: int, cfg: dict[str, Any], out: Path, rejects
     write_table(df, out)
     journal.finish()
     removed = prune(media, {Path(p).name for p in df["path"]})
-    log.info("shard %d: %d clips from %d videos (%d rejects, %d stale files removed)",
-             shard, len(df), len(table), len(rejects), removed)
+    log.info(
+        "shard %d: %d clips from %d videos (%d rejects, %d stale files removed)",
+        shard,
+        len(df),
+        len(table),
+        len(rejects),
+        removed,
+    )
     return df
 
 
-def _clip_video(video: dict, shard: int, cfg: dict[str, Any], span: int, media: Path) -> tuple[list, list]:
+def _clip_video(
+    video: dict, shard: int, cfg: dict[str, Any], span: int, media: Path
+) -> tuple[list, list]:
     path = Path(video["path"])
     reject = {"video_id": video["video_id"], "shard": shard, "stage": "clips", "path": str(path)}
     try:
@@ -154,10 +165,23 @@ def _clip_video(video: dict, shard: int, cfg: dict[str, Any], span: int, media: 
     starts = choose_windows(shots, span, cfg["per_video"], cfg["shot_margin"])
     if not starts:
         longest = max(e - s for s, e in shots)
-        return [], [{**reject, "reason": f"no shot long enough: longest {longest} frames, need {span} + margins"}]
+        return [], [
+            {
+                **reject,
+                "reason": f"no shot long enough: longest {longest} frames, need {span} + margins",
+            }
+        ]
     clips, bad = [], []
     for start in starts:
-        clip_id = stable_hash("clip", video["sha256"], start, cfg["frames"], cfg["stride"], cfg["height"], cfg["width"])
+        clip_id = stable_hash(
+            "clip",
+            video["sha256"],
+            start,
+            cfg["frames"],
+            cfg["stride"],
+            cfg["height"],
+            cfg["width"],
+        )
         dst = media / f"{clip_id}.mp4"
         try:
             cut_clip(path, dst, start, cfg, float(video["fps"]))
@@ -182,4 +206,3 @@ def _clip_video(video: dict, shard: int, cfg: dict[str, Any], span: int, media: 
             }
         )
     return clips, bad
-

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 REJECT_COLUMNS = ["video_id", "shard", "stage", "path", "reason"]
 
 
-def check_video(path: Path, cfg: dict[str, Any], clip_cfg: dict[str, Any]) -> tuple[dict, str | None]:
+def check_video(
+    path: Path, cfg: dict[str, Any], clip_cfg: dict[str, Any]
+) -> tuple[dict, str | None]:
     """Probe one file; return its facts and a reject reason (None when it is usable)."""
     if not path.exists():
         return {}, "missing: file does not exist"
@@ -52,7 +54,10 @@ def check_video(path: Path, cfg: dict[str, Any], clip_cfg: dict[str, Any]) -> tu
             f"(need {cfg['min_duration_s']} s and {span} frames for one clip)"
         )
     if min(info.width, info.height) < cfg["min_short_side"]:
-        return facts, f"too small: {info.width}x{info.height} (short side < {cfg['min_short_side']})"
+        return (
+            facts,
+            f"too small: {info.width}x{info.height} (short side < {cfg['min_short_side']})",
+        )
     if cfg["verify_decode"] and (err := decode_errors(path)):
         return facts, f"corrupt or truncated: {err}"
     return facts, None
@@ -91,7 +96,17 @@ def ingest_shard(
     return acc, rej
 
 
-_FACT_COLUMNS = ["bytes", "width", "height", "fps", "duration", "frames", "codec", "has_audio", "sha256"]
+_FACT_COLUMNS = [
+    "bytes",
+    "width",
+    "height",
+    "fps",
+    "duration",
+    "frames",
+    "codec",
+    "has_audio",
+    "sha256",
+]
 
 
 def _reject(row: dict, shard: int) -> dict:

@@ -31,6 +31,8 @@ class Journal:
             log.info("resuming from %s: %d items already done", self.path, len(self.done))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in finish)
+        if self._fh.tell() and not self.path.read_bytes().endswith(b"\n"):
+            self._fh.write("\n")  # end the torn line so the next entry starts clean
 
     def get(self, key: str, *files: str | os.PathLike[str]) -> dict[str, Any] | None:
         """The recorded value of a finished item, if all its files are still there."""

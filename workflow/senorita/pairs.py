@@ -30,9 +30,26 @@ log = logging.getLogger(__name__)
 VIDEO_FIELDS = ["origin", "licence", "author", "author_url", "page_url", "source_name"]
 
 PAIR_COLUMNS = [
-    "pair_id", "task", "instruction", "template_id", "source_path", "target_path",
-    "clip_id", "video_id", "shard", "source_height", "source_width", "target_height",
-    "target_width", "frames", "fps", "maker", "params", "seed", "code_version", *VIDEO_FIELDS,
+    "pair_id",
+    "task",
+    "instruction",
+    "template_id",
+    "source_path",
+    "target_path",
+    "clip_id",
+    "video_id",
+    "shard",
+    "source_height",
+    "source_width",
+    "target_height",
+    "target_width",
+    "frames",
+    "fps",
+    "maker",
+    "params",
+    "seed",
+    "code_version",
+    *VIDEO_FIELDS,
 ]
 
 
@@ -69,12 +86,24 @@ def make_operator_pairs(
             frames = read_frames(clip["path"])
             params = operator.draw(rng, task_cfg, frames.shape[1], frames.shape[2])
             source = operator(frames, params)
-            write_frames(src, source, clip["fps"], crf=task_cfg.get("crf", encode["crf"]),
-                         preset=encode["preset"])
+            write_frames(
+                src,
+                source,
+                clip["fps"],
+                crf=task_cfg.get("crf", encode["crf"]),
+                preset=encode["preset"],
+            )
             link_or_copy(clip["path"], tgt)
         except VideoError as err:
-            rejects.append({"video_id": clip["video_id"], "shard": shard, "stage": f"pairs:{task}",
-                            "path": clip["path"], "reason": str(err)})
+            rejects.append(
+                {
+                    "video_id": clip["video_id"],
+                    "shard": shard,
+                    "stage": f"pairs:{task}",
+                    "path": clip["path"],
+                    "reason": str(err),
+                }
+            )
             continue
         instruction, template_id = draw_instruction(task, rng)
         video = video_table.loc[clip["video_id"]]

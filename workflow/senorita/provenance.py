@@ -9,15 +9,28 @@ from pathlib import Path
 
 import senorita
 
-PACKAGES = ["senorita", "numpy", "pandas", "pyarrow", "opencv-python-headless", "ffmpeg-python",
-            "scenedetect-headless", "snakemake", "torch"]
+PACKAGES = [
+    "senorita",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "opencv-python-headless",
+    "ffmpeg-python",
+    "scenedetect-headless",
+    "snakemake",
+    "torch",
+]
 
 
 def _git(*args: str) -> str | None:
     try:
         return subprocess.run(
-            ["git", *args], cwd=Path(senorita.__file__).parent, capture_output=True, text=True,
-            check=True, timeout=10,
+            ["git", *args],
+            cwd=Path(senorita.__file__).parent,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

@@ -21,6 +21,7 @@ class Task:
     templates: tuple[str, ...]  # instruction templates; {obj}, {style} ... filled per pair
 
 
+# fmt: off
 TASKS: tuple[Task, ...] = (
     Task("object_addition", 1, "remover expert, pair reversed", "object-removed video",
          "original", 0.266, ("clips", "masks", "expert:remover"),
@@ -89,6 +90,7 @@ TASKS: tuple[Task, ...] = (
          ("Upscale the video.", "Increase the resolution.", "Make it high resolution.",
           "Super-resolve the video.", "Enhance the video resolution.")),
 )
+# fmt: on
 
 TASKS_BY_ID: dict[str, Task] = {t.id: t for t in TASKS}
 

@@ -13,7 +13,6 @@ import numpy as np
 
 from senorita.atomic import atomic_path
 
-
 # Options must come before the first input for ffmpeg to honour them from the start.
 FFMPEG = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"]
 
@@ -74,7 +73,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         rate = video.get("r_frame_rate") or "0/1"
     fps = float(Fraction(rate)) if rate not in ("0/0",) else 0.0
     duration = float(video.get("duration") or meta.get("format", {}).get("duration") or 0.0)
-    frames = int(video.get("nb_frames") or 0) or int(round(duration * fps))
+    frames = int(video.get("nb_frames") or 0) or round(duration * fps)
     return VideoInfo(
         width=width,
         height=height,
@@ -138,7 +137,9 @@ def write_frames(
     with atomic_path(Path(path)) as tmp:
         try:
             (
-                ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=rate)
+                ffmpeg.input(
+                    "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=rate
+                )
                 .output(
                     str(tmp),
                     format="mp4",

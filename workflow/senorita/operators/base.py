@@ -12,7 +12,9 @@ Params = dict[str, Any]
 class Operator(Protocol):
     name: str
 
-    def draw(self, rng: np.random.Generator, cfg: dict[str, Any], height: int, width: int) -> Params:
+    def draw(
+        self, rng: np.random.Generator, cfg: dict[str, Any], height: int, width: int
+    ) -> Params:
         """Draw this pair's parameters from the task config's ranges."""
         ...
 

@@ -42,4 +42,6 @@ class Blur:
             ksize = 2 * math.ceil(3 * sigma) + 1
             return np.stack([cv2.GaussianBlur(f, (ksize, ksize), sigma) for f in frames])
         kernel = motion_kernel(params["length"], params["angle"])
-        return np.stack([cv2.filter2D(f, -1, kernel, borderType=cv2.BORDER_REFLECT) for f in frames])
+        return np.stack(
+            [cv2.filter2D(f, -1, kernel, borderType=cv2.BORDER_REFLECT) for f in frames]
+        )

@@ -96,7 +96,9 @@ class _Scene:
         self.fills = []  # each shape's checkered texture, fixed to the shape's frame
         for shape in self.shapes:
             checker = ((xx // shape.texture_period + yy // shape.texture_period) % 2)[..., None]
-            self.fills.append(np.clip(shape.colour * (0.6 + 0.4 * checker), 0, 255).astype(np.uint8))
+            self.fills.append(
+                np.clip(shape.colour * (0.6 + 0.4 * checker), 0, 255).astype(np.uint8)
+            )
 
     def frame(self, t: float) -> np.ndarray:
         ch, cw = self.canvas.shape[:2]
@@ -120,7 +122,7 @@ def generate_video(path: Path, index: int, seed: int) -> dict[str, Any]:
     """Write demo video ``index`` to ``path``; return what was generated."""
     width, height, fps, seconds = FORMATS[index % len(FORMATS)]
     rng = rng_for("demo", seed, index)
-    n = int(round(fps * seconds))
+    n = round(fps * seconds)
     cut = n // 2 if index % 3 == 1 else None
     scenes = [_Scene(rng, width, height), _Scene(rng, width, height)]
     frames = np.empty((n, height, width, 3), np.uint8)

@@ -34,7 +34,8 @@ class LocalSource:
                 p
                 for pattern in self.patterns
                 for p in self.root.glob(pattern)
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.root).parts)
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(self.root).parts)
             }
         )
         rows = []
@@ -56,4 +57,3 @@ class LocalSource:
 
     def materialise(self, row: dict[str, Any]) -> Path:
         return Path(row["path"])
-

@@ -1,0 +1,115 @@
+"""DAG planning at Señorita scale: a dry run over a synthetic catalogue of 390,000 videos.
+
+With static sharding the DAG has O(shards × tasks) jobs whatever the number of videos, so
+planning cost follows the shard count. This plans `snakemake -n all` with every task that has a
+maker, at the README's recommended 2,000 shards (the goal: under 60 s and 4 GB on 2 cores) and,
+as the baseline measured in the same run, at 200 shards.
+
+    python benchmarks/dag_planning.py [--videos 390000] [--shards 2000] [--baseline-shards 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from senorita.ids import shard_of
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+
+def synthetic_catalogue(path: Path, n_videos: int, n_shards: int) -> None:
+    ids = [f"pexels-{1_000_000 + i}" for i in range(n_videos)]
+    df = pd.DataFrame(
+        {
+            "video_id": ids,
+            "shard": [shard_of(v, n_shards) for v in ids],
+            "path": [f"/data/pexels/{v}.mp4" for v in ids],
+            "origin": "pexels",
+            "licence": "Pexels License",
+            "author": "someone",
+            "author_url": None,
+            "page_url": None,
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path, index=False)
+
+
+def plan(workdir: Path, n_videos: int, n_shards: int) -> tuple[float, float, int]:
+    """Seconds, peak GiB and job count of `snakemake -n all` in a fresh workdir."""
+    workdir.mkdir(parents=True)
+    (workdir / "videos").mkdir()
+    config = {
+        "shards": n_shards,
+        "source": {"kind": "local", "local": {"path": str(workdir / "videos")}},
+    }
+    (workdir / "bench.yaml").write_text(yaml.safe_dump(config))
+    synthetic_catalogue(workdir / "results/sources/catalogue.parquet", n_videos, n_shards)
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "bench.yaml"),
+        "-n",
+        "-q",
+        "all",
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - t0
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak_kib <= before:
+        print(
+            "warning: peak memory not above an earlier child's; reported value is a bound",
+            file=sys.stderr,
+        )
+    total = re.search(r"^total\s+(\d+)", proc.stdout, re.M)
+    return seconds, peak_kib / 2**20, int(total.group(1)) if total else -1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=390_000)
+    parser.add_argument("--shards", type=int, default=2000)
+    parser.add_argument("--baseline-shards", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        # Baseline first: ru_maxrss of children is a running maximum.
+        base = plan(Path(tmp) / "base", args.videos, args.baseline_shards)
+        full = plan(Path(tmp) / "full", args.videos, args.shards)
+    print(
+        f"{'run':14} {'videos':>8} {'shards':>7} {'jobs':>7} {'seconds':>8} {'jobs/s':>8}"
+        f" {'peak GiB':>9}"
+    )
+    for name, shards, (sec, gib, jobs) in [
+        ("baseline", args.baseline_shards, base),
+        ("recommended", args.shards, full),
+    ]:
+        print(
+            f"{name:14} {args.videos:8d} {shards:7d} {jobs:7d} {sec:8.1f} {jobs / sec:8.0f}"
+            f" {gib:9.2f}"
+        )
+    print(
+        f"\nratio recommended/baseline: time {full[0] / base[0]:.2f}x"
+        f" for {full[2] / base[2]:.2f}x jobs"
+    )
+    ok = full[0] < 60 and full[1] < 4
+    print(f"goal (< 60 s and < 4 GiB at {args.shards} shards): {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

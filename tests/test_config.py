@@ -1,0 +1,45 @@
+"""The config is validated against its schema before anything runs."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import snakemake
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"bogus_key": 1}, "bogus_key"),
+        ({"clips": {"frame": 33}}, "frame"),
+        ({"clips": {"frames": "many"}}, "many"),
+        ({"source": {"kind": "youtube"}}, "youtube"),
+        ({"tasks": {"deblur": {"sigma": [1.0]}}}, "sigma"),
+    ],
+)
+def test_bad_config_stops_the_run_naming_the_key(tmp_path, config, named):
+    proc = snakemake(tmp_path, "-n", "all", config=config, check=False)
+    assert proc.returncode != 0
+    assert named in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_enabling_a_task_without_a_maker_is_refused(tmp_path):
+    proc = snakemake(
+        tmp_path, "-n", "all", config={"tasks": {"object_removal": {"enabled": True}}}, check=False
+    )
+    assert proc.returncode != 0
+    assert "tasks.object_removal.enabled" in proc.stderr + proc.stdout
+
+
+def test_default_config_plans_all_six_operator_tasks(tmp_path):
+    proc = snakemake(tmp_path, "-n", "all")
+    out = proc.stdout + proc.stderr
+    for task in [
+        "deblur",
+        "upscale",
+        "colorization",
+        "canny_to_video",
+        "outpainting",
+        "inpainting",
+    ]:
+        assert f"dataset/{task}/manifest.parquet" in out

@@ -1,0 +1,185 @@
+"""The embedded default end to end, and the properties each operator's pairs claim."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import snakemake
+from senorita.operators.canny import canny_edges
+from senorita.operators.cut import region_mask
+from senorita.video import probe, read_frames
+
+OPERATOR_TASKS = [
+    "deblur",
+    "upscale",
+    "colorization",
+    "canny_to_video",
+    "outpainting",
+    "inpainting",
+]
+
+
+def manifest(run, task) -> pd.DataFrame:
+    return pd.read_parquet(run / "dataset" / task / "manifest.parquet")
+
+
+def pair_frames(run, row) -> tuple[np.ndarray, np.ndarray]:
+    root = run / "dataset"
+    return read_frames(root / row["source_path"]), read_frames(root / row["target_path"])
+
+
+def test_every_operator_task_has_pairs_in_the_release_layout(demo_run):
+    catalogue = pd.read_parquet(demo_run / "results/sources/catalogue.parquet")
+    for task in OPERATOR_TASKS:
+        df = manifest(demo_run, task)
+        assert len(df) == len(catalogue), task  # one clip per demo video, every clip paired
+        assert df["pair_id"].is_unique
+        for row in df.to_dict("records"):
+            src, tgt = (
+                demo_run / "dataset" / row["source_path"],
+                demo_run / "dataset" / row["target_path"],
+            )
+            assert src.name == f"{row['pair_id']}_org.mp4" and tgt.name == f"{row['pair_id']}.mp4"
+            assert src.parent == tgt.parent == demo_run / "dataset" / task / f"{row['shard']:05d}"
+            s, t = probe(src), probe(tgt)
+            assert s.frames == t.frames == row["frames"] == 33
+            assert (t.height, t.width) == (row["target_height"], row["target_width"]) == (336, 592)
+            assert (s.height, s.width) == (row["source_height"], row["source_width"])
+            assert row["instruction"] and row["template_id"].startswith(task + "/")
+            assert row["licence"] and row["origin"] == "demo" and row["code_version"]
+            json.loads(row["params"])
+
+
+def test_manifests_load_with_datasets(demo_run):
+    datasets = pytest.importorskip("datasets")
+    files = {t: str(demo_run / "dataset" / t / "manifest.parquet") for t in OPERATOR_TASKS}
+    ds = datasets.load_dataset("parquet", data_files=files)
+    for task in OPERATOR_TASKS:
+        assert ds[task].num_rows == len(manifest(demo_run, task))
+        assert set(ds[task]["task"]) == {task}
+
+
+def test_dataset_card_counts_every_task(demo_run):
+    card = (demo_run / "dataset" / "README.md").read_text()
+    for task in OPERATOR_TASKS:
+        assert f"| {task} |" in card
+        assert f"| {len(manifest(demo_run, task))} |" in card
+
+
+def test_upscale_source_is_smaller_by_the_factor(demo_run):
+    for row in manifest(demo_run, "upscale").to_dict("records"):
+        factor = json.loads(row["params"])["factor"]
+        assert abs(row["source_height"] * factor - row["target_height"]) <= 2 * factor
+        assert abs(row["source_width"] * factor - row["target_width"]) <= 2 * factor
+        src, tgt = pair_frames(demo_run, row)
+        down = cv2.resize(tgt[10], (src.shape[2], src.shape[1]), interpolation=cv2.INTER_AREA)
+        assert np.abs(down.astype(int) - src[10]).mean() < 6
+
+
+def test_colorization_source_is_gray(demo_run):
+    for row in manifest(demo_run, "colorization").to_dict("records"):
+        src, tgt = pair_frames(demo_run, row)
+        src = src.astype(int)
+        assert np.abs(src[..., 0] - src[..., 1]).max() <= 2
+        assert np.abs(src[..., 1] - src[..., 2]).max() <= 2
+        tgt = tgt.astype(int)
+        assert np.abs(tgt[..., 0] - tgt[..., 1]).mean() > 5  # the target has colour
+
+
+def test_canny_source_is_binary_and_on_the_targets_edges(demo_run):
+    for row in manifest(demo_run, "canny_to_video").to_dict("records"):
+        params = json.loads(row["params"])
+        src, tgt = pair_frames(demo_run, row)
+        luma = src[..., 0].astype(int)
+        assert np.mean((luma < 48) | (luma > 207)) > 0.97  # binary up to H.264 noise
+        edges = luma > 127
+        expected = np.stack([canny_edges(f, params["low"], params["high"]) > 0 for f in tgt])
+        assert expected.any()
+        near = lambda m: np.stack([cv2.dilate(f.astype(np.uint8), np.ones((3, 3))) > 0 for f in m])  # noqa: E731
+        precision = (edges & near(expected)).sum() / max(1, edges.sum())
+        recall = (expected & near(edges)).sum() / expected.sum()
+        assert precision > 0.9 and recall > 0.9, (precision, recall)
+
+
+def _sharpness(frames: np.ndarray) -> float:
+    return float(
+        np.mean(
+            [cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for f in frames]
+        )
+    )
+
+
+def test_deblur_source_is_blurrier(demo_run):
+    kinds = set()
+    for row in manifest(demo_run, "deblur").to_dict("records"):
+        kinds.add(json.loads(row["params"])["kind"])
+        src, tgt = pair_frames(demo_run, row)
+        assert _sharpness(src) < 0.5 * _sharpness(tgt)
+    assert kinds <= {"gaussian", "motion"}
+
+
+@pytest.mark.parametrize("task", ["outpainting", "inpainting"])
+def test_cut_area_equals_the_parameters(demo_run, task):
+    shapes = set()
+    for row in manifest(demo_run, task).to_dict("records"):
+        params = json.loads(row["params"])
+        shapes.add(params["shape"])
+        src, tgt = pair_frames(demo_run, row)
+        mask = region_mask(params, src.shape[1], src.shape[2])
+        # Compare away from the region's edge, where 4:2:0 chroma and DCT blocks mix both sides.
+        inner = cv2.erode(mask.astype(np.uint8), np.ones((9, 9))) > 0
+        outer = cv2.erode((~mask).astype(np.uint8), np.ones((9, 9))) > 0
+        assert inner.any() and outer.any()
+        assert src[:, inner].mean() < 6  # blanked to the fill value (0)
+        diff = np.abs(src[:, outer].astype(int) - tgt[:, outer].astype(int))
+        assert diff.mean() < 3  # untouched elsewhere
+        if task == "inpainting":
+            assert abs(mask.mean() - params["hole_fraction"]) < 1e-3
+    assert shapes  # at least one shape drawn
+
+
+def test_no_clip_spans_a_shot_cut(demo_run):
+    catalogue = pd.read_parquet(demo_run / "results/sources/catalogue.parquet")
+    clips = pd.concat(
+        pd.read_parquet(p)
+        for p in sorted((demo_run / "results/clips").glob("*.parquet"))
+        if not p.name.endswith("rejects.parquet")
+    )
+    cut_videos = catalogue[catalogue["demo_cut_frame"].notna()]
+    assert len(cut_videos) >= 1
+    for video in cut_videos.to_dict("records"):
+        cut = int(video["demo_cut_frame"])
+        for clip in clips[clips["video_id"] == video["video_id"]].to_dict("records"):
+            assert clip["end_frame"] <= cut or clip["start_frame"] >= cut, (clip, cut)
+
+
+def test_second_run_has_nothing_to_do(demo_run):
+    proc = snakemake(demo_run, "-n", "all")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_rebuilding_one_task_reruns_only_its_jobs(demo_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(demo_run, run, symlinks=True)
+    before = {p: p.stat().st_mtime_ns for p in (run / "dataset").rglob("*.mp4")}
+    proc = snakemake(run, "--cores", "2", "task_deblur", "--forcerun", "operator_pairs")
+    log = proc.stdout + proc.stderr
+    assert "task_deblur" in log
+    changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
+    assert changed and all(p.relative_to(run / "dataset").parts[0] == "deblur" for p in changed)
+    # Every deblur source was remade (targets are hard links to the unchanged clips).
+    assert {p for p in before if "deblur" in p.parts and p.name.endswith("_org.mp4")} <= changed
+    for task in OPERATOR_TASKS:
+        if task != "deblur":
+            assert f"--task {task} " not in log
+    # The rebuilt deblur pairs are the same pairs: seeded parameters and deterministic encoding.
+    assert (
+        manifest(run, "deblur")
+        .drop(columns="code_version")
+        .equals(manifest(demo_run, "deblur").drop(columns="code_version"))
+    )

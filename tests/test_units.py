@@ -1,0 +1,107 @@
+"""Fast unit tests of the pure pieces: ids, windows, journal, registry, instructions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from senorita.clips import choose_windows
+from senorita.ids import derive_seed, shard_of
+from senorita.instructions import draw_instruction
+from senorita.journal import Journal, prune
+from senorita.tasks import MAKERS, TASKS, TASKS_BY_ID, enabled_tasks
+
+SPEC_TASK_IDS = [
+    "object_addition",
+    "object_removal",
+    "local_stylization",
+    "grounding",
+    "object_swap",
+    "global_stylization",
+    "outpainting",
+    "inpainting",
+    "colorization",
+    "canny_to_video",
+    "depth_to_video",
+    "depth_detection",
+    "hed_to_video",
+    "hed_detection",
+    "scribble_to_video",
+    "scribble_detection",
+    "deblur",
+    "upscale",
+]
+
+
+def test_registry_declares_the_18_spec_tasks_in_order():
+    assert [t.id for t in TASKS] == SPEC_TASK_IDS
+    assert [t.number for t in TASKS] == list(range(1, 19))
+    assert 0.95 < sum(t.share for t in TASKS) < 1.02
+    for task in TASKS:
+        assert len(task.templates) >= 3, task.id
+        assert task.source and task.target and task.needs
+
+
+def test_only_tasks_with_makers_are_enabled():
+    assert enabled_tasks({}) == [t.id for t in TASKS if t.id in MAKERS]
+    assert "deblur" not in enabled_tasks({"deblur": {"enabled": False}})
+    with pytest.raises(ValueError, match="object_removal"):
+        enabled_tasks({"object_removal": {"enabled": True}})
+
+
+def test_shards_are_stable_and_spread():
+    ids = [f"video-{i}" for i in range(4000)]
+    shards = [shard_of(v, 8) for v in ids]
+    assert shards == [shard_of(v, 8) for v in ids]
+    counts = Counter(shards)
+    assert set(counts) == set(range(8))
+    assert max(counts.values()) < 1.25 * min(counts.values())
+    assert derive_seed(0, "deblur", "c1") != derive_seed(0, "deblur", "c2")
+    assert derive_seed(0, "deblur", "c1") == derive_seed(0, "deblur", "c1")
+
+
+@pytest.mark.parametrize(
+    ("shots", "per_video"),
+    [([(0, 500)], 1), ([(0, 500)], 3), ([(0, 80), (80, 400), (400, 470)], 4), ([(0, 64)], 1)],
+)
+def test_windows_stay_inside_one_shot_and_never_overlap(shots, per_video):
+    span, margin = 65, 3
+    starts = choose_windows(shots, span, per_video, margin)
+    assert len(starts) <= per_video
+    for a, b in pairwise(starts):
+        assert b >= a + span
+    for start in starts:
+        assert any(s + margin <= start and start + span <= e - margin for s, e in shots), start
+    fits = sum(max(0, (e - s - 2 * margin)) // span for s, e in shots)
+    assert len(starts) == min(per_video, fits)
+
+
+def test_instruction_draws_are_seeded_and_cover_every_template():
+    seen = Counter()
+    for i in range(400):
+        a = draw_instruction("deblur", np.random.default_rng(i))
+        assert a == draw_instruction("deblur", np.random.default_rng(i))
+        seen[a[1]] += 1
+        assert a[0] in TASKS_BY_ID["deblur"].templates
+    assert len(seen) == len(TASKS_BY_ID["deblur"].templates)
+
+
+def test_journal_survives_a_torn_last_line_and_is_removed_on_finish(tmp_path):
+    table = tmp_path / "shard.parquet"
+    journal = Journal(table)
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    journal.record("a", {"path": "a.mp4", "n": 1})
+    journal.record("b", {"path": "b.mp4", "n": 2})
+    journal._fh.write('{"key": "c", "val')  # a job killed mid-write
+    journal._fh.flush()
+    resumed = Journal(table)
+    assert resumed.get("a", tmp_path / "a.mp4") == {"path": "a.mp4", "n": 1}
+    assert resumed.get("b", tmp_path / "b.mp4") is None  # its file is gone: redo it
+    assert resumed.get("c") is None
+    resumed.finish()
+    assert not resumed.path.exists()
+    assert prune(tmp_path, {"a.mp4"}) == 0
+    (tmp_path / ".x.tmp.mp4").write_bytes(b"")
+    assert prune(tmp_path, {"a.mp4"}) == 1
