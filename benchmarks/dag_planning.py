@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+
 from senorita.ids import shard_of
 
 REPO = Path(__file__).resolve().parents[1]

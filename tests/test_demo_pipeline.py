@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+
 from conftest import snakemake
 from senorita.operators.canny import canny_edges
 from senorita.operators.cut import region_mask

@@ -6,6 +6,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+
 from conftest import snakemake
 from senorita.sources.demo import generate_video
 

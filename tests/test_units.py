@@ -7,6 +7,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+
 from senorita.clips import choose_windows
 from senorita.ids import derive_seed, shard_of
 from senorita.instructions import draw_instruction
