@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
 CORES ?= 2
 
-.PHONY: setup demo test lint report clean
+.PHONY: setup browser demo test lint report clean
 
 setup: $(STAMP)
 
@@ -18,8 +18,14 @@ demo: setup
 	snakemake --cores $(CORES) all
 	@echo "dataset written to dataset/ (card: dataset/README.md)"
 
-test: setup
+test: setup browser
 	pytest
+
+# Headless Chromium for the test that renders the report in a real browser (Debian package).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "make: could not install chromium; the browser test will be skipped"
 
 lint: setup
 	ruff check .

@@ -5,6 +5,7 @@
 #   clips    -> per shard: shot-aware 33-frame clips            (rules/clips.smk)
 #   pairs    -> per task and shard: source/target pairs         (rules/pairs.smk)
 #   dataset  -> per task manifest, dataset card, rejects        (rules/dataset.smk)
+#   report   -> versions file, sample pictures, summary tables  (rules/report.smk)
 #
 # `snakemake --cores 2 all` builds every enabled task; `snakemake task_<id>` builds one.
 
@@ -15,6 +16,10 @@ include: "rules/ingest.smk"
 include: "rules/clips.smk"
 include: "rules/pairs.smk"
 include: "rules/dataset.smk"
+include: "rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
@@ -22,3 +27,10 @@ rule all:
     input:
         rules.dataset_card.output.card,
         expand(rules.manifest.output.manifest, task=TASKS),
+        rules.versions.output.versions,
+        expand(rules.task_preview.output.sheet, task=TASKS),
+        rules.report_tables.output.pairs,
+        expand(
+            rules.webdataset.output.shards,
+            task=TASKS if config["export"]["webdataset"] else [],
+        ),

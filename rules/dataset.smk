@@ -5,13 +5,13 @@ rule manifest:
         manifest=MANIFEST,
     log:
         f"{LOGS}/manifest/{{task}}.log",
-    message:
-        "Writing the {wildcards.task} manifest"
     params:
         # Patterns, not the file list: at thousands of shards the list would overflow the
         # kernel's 128 KiB limit on one argument (the shell command).
         pairs=lambda wc: PAIRS.replace("{task}", wc.task),
         shards=config["shards"],
+    message:
+        "Writing the {wildcards.task} manifest"
     shell:
         "senorita manifest --out {output.manifest} --shards {params.shards}"
         " --pattern {params.pairs:q} 2> {log}"
@@ -29,16 +29,32 @@ rule dataset_card:
         rejects=f"{DATASET}/rejects.parquet",
     log:
         f"{LOGS}/dataset_card.log",
-    message:
-        "Writing the dataset card"
     params:
         rejects=lambda wc: [INGEST_REJECTS, CLIP_REJECTS, PAIR_REJECTS],
         shards=config["shards"],
         tasks=",".join(TASKS),
+    message:
+        "Writing the dataset card"
     shell:
         "senorita card --catalogue {input.catalogue} --manifests {input.manifests}"
         " --shards {params.shards} --tasks {params.tasks} --rejects {params.rejects:q}"
         " --out {output.card} --rejects-out {output.rejects} 2> {log}"
+
+
+rule webdataset:
+    input:
+        manifest=rules.manifest.output.manifest,
+    output:
+        shards=directory(f"{DATASET}/webdataset/{{task}}"),
+    log:
+        f"{LOGS}/webdataset/{{task}}.log",
+    params:
+        dataset=DATASET,
+    message:
+        "Exporting the {wildcards.task} pairs as WebDataset tar shards"
+    shell:
+        "senorita webdataset --manifest {input.manifest} --dataset {params.dataset}"
+        " --out {output.shards} 2> {log}"
 
 
 for _task in TASKS:

@@ -87,6 +87,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects-out", type=Path, required=True)
+    p = sub.add_parser("preview", help="contact sheet and animated preview of a task's pairs")
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--pairs", type=int, default=3, help="sample pairs on the contact sheet")
+    p.add_argument("--sheet", type=Path, required=True)
+    p.add_argument("--gif", type=Path, required=True)
+
+    p = sub.add_parser("summary", help="report tables: pairs per task, rejects by reason")
+    p.add_argument("--manifests", type=Path, nargs="+", required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+    p.add_argument("--pairs-out", type=Path, required=True)
+    p.add_argument("--rejects-out", type=Path, required=True)
+
+    p = sub.add_parser("webdataset", help="export a task's pairs as WebDataset tar shards")
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="folder for the tar shards")
+
+    p = sub.add_parser("versions", help="the run's versions file: code, packages, config")
+    p.add_argument("--config", type=_json, required=True)
+    p.add_argument("--out", type=Path, required=True)
     return parser
 
 
@@ -144,6 +165,29 @@ def main(argv: list[str] | None = None) -> int:
             tasks = [t for t in args.tasks.split(",") if t]
             rejects = expand_shards(args.rejects, args.shards, tasks)
             build_card(args.manifests, rejects, args.catalogue, args.out, args.rejects_out)
+        elif args.stage == "preview":
+            import pandas as pd
+
+            from senorita.preview import animated_preview, contact_sheet
+
+            manifest = pd.read_parquet(args.manifest)
+            contact_sheet(manifest, args.dataset, args.sheet, pairs=args.pairs)
+            animated_preview(manifest, args.dataset, args.gif)
+        elif args.stage == "summary":
+            from senorita.summary import pairs_per_task, rejects_by_reason, write_html
+
+            write_html(pairs_per_task(args.manifests), "Pairs per task", args.pairs_out)
+            write_html(rejects_by_reason(args.rejects), "Rejected inputs", args.rejects_out)
+        elif args.stage == "webdataset":
+            from senorita.export import export_task
+
+            export_task(args.manifest, args.dataset, args.out)
+        elif args.stage == "versions":
+            from senorita.atomic import write_text
+            from senorita.provenance import versions_record
+
+            record = versions_record(args.config)
+            write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", args.out)
     except (OSError, ValueError) as err:
         log.error("%s failed: %s", args.stage, err)
         return 1

@@ -54,3 +54,42 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
     return versions
+
+
+SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def redact(value: object) -> object:
+    """A config with any secret-looking key's value replaced (secrets come from the environment,
+    but a config dump must never carry one even if a user put it there)."""
+    if isinstance(value, dict):
+        return {
+            k: "<redacted>" if any(w in str(k).lower() for w in SECRET_WORDS) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def ffmpeg_version() -> str:
+    try:
+        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "absent"
+    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+
+
+def versions_record(config: dict) -> dict:
+    """Everything a reader needs to know what made this run's outputs."""
+    import platform
+    import sys
+
+    return {
+        "code_version": code_version(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "ffmpeg": ffmpeg_version(),
+        "config": redact(config),
+    }

@@ -1,0 +1,93 @@
+"""Pictures of a task's pairs for the report: a contact sheet and an animated preview.
+
+The contact sheet shows sample pairs as rows: source frames above target frames (sampled evenly
+through the clip) with the instruction underneath. The preview is a GIF of one pair, source and
+target side by side, at the clip's frame rate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+from senorita.atomic import atomic_path
+from senorita.video import read_frames
+
+THUMB_WIDTH = 192
+PAD = 6
+TEXT_HEIGHT = 22
+BACKGROUND = (250, 250, 250)
+INK = (20, 20, 20)
+
+
+def _font() -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=14)
+    except (TypeError, OSError):  # Pillow without FreeType: the bitmap font
+        return ImageFont.load_default()
+
+
+def _thumbs(frames: np.ndarray, indices: list[int], size: tuple[int, int]) -> list[Image.Image]:
+    return [Image.fromarray(frames[i]).resize(size, Image.Resampling.BILINEAR) for i in indices]
+
+
+def sample_pairs(manifest: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The first ``n`` pairs by id: a stable sample that reruns reproduce."""
+    return manifest.sort_values("pair_id").head(n)
+
+
+def contact_sheet(
+    manifest: pd.DataFrame, dataset: Path, out: Path, pairs: int = 3, frames: int = 4
+) -> int:
+    """Write the task's contact sheet PNG; return the number of pairs shown."""
+    rows = sample_pairs(manifest, pairs).to_dict("records")
+    font = _font()
+    blocks = []
+    for row in rows:
+        src = read_frames(dataset / row["source_path"])
+        tgt = read_frames(dataset / row["target_path"])
+        size = (THUMB_WIDTH, round(THUMB_WIDTH * tgt.shape[1] / tgt.shape[2]))
+        idx = np.linspace(0, len(tgt) - 1, frames).round().astype(int).tolist()
+        block = Image.new("RGB", (frames * (size[0] + PAD) + PAD, 2 * size[1] + 3 * PAD + TEXT_HEIGHT), BACKGROUND)
+        for k, (a, b) in enumerate(zip(_thumbs(src, idx, size), _thumbs(tgt, idx, size), strict=True)):
+            x = PAD + k * (size[0] + PAD)
+            block.paste(a, (x, PAD))
+            block.paste(b, (x, 2 * PAD + size[1]))
+        text = f"{row['instruction']}   [{row['pair_id']}]"
+        ImageDraw.Draw(block).text((PAD, 3 * PAD + 2 * size[1] - 2), text, fill=INK, font=font)
+        blocks.append(block)
+    if not blocks:
+        blocks = [Image.new("RGB", (400, 40), BACKGROUND)]
+        ImageDraw.Draw(blocks[0]).text((PAD, PAD), "no pairs", fill=INK, font=font)
+    sheet = Image.new("RGB", (max(b.width for b in blocks), sum(b.height for b in blocks)), BACKGROUND)
+    y = 0
+    for block in blocks:
+        sheet.paste(block, (0, y))
+        y += block.height
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG", optimize=True)
+    return len(rows)
+
+
+def animated_preview(manifest: pd.DataFrame, dataset: Path, out: Path) -> None:
+    """Write a GIF of the first sample pair, source | target, looping."""
+    rows = sample_pairs(manifest, 1).to_dict("records")
+    if rows:
+        row = rows[0]
+        src = read_frames(dataset / row["source_path"])
+        tgt = read_frames(dataset / row["target_path"])
+        size = (THUMB_WIDTH, round(THUMB_WIDTH * tgt.shape[1] / tgt.shape[2]))
+        frames = []
+        for a, b in zip(src, tgt, strict=True):
+            canvas = Image.new("RGB", (2 * size[0] + 3 * PAD, size[1] + 2 * PAD), BACKGROUND)
+            canvas.paste(Image.fromarray(a).resize(size), (PAD, PAD))
+            canvas.paste(Image.fromarray(b).resize(size), (2 * PAD + size[0], PAD))
+            frames.append(canvas)
+        duration = round(1000 / float(row["fps"]))
+    else:
+        frames, duration = [Image.new("RGB", (2 * THUMB_WIDTH, 40), BACKGROUND)], 100
+    with atomic_path(out) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0)
