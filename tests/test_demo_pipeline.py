@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import snakemake
+from senorita.atomic import read_provenance
 from senorita.operators.canny import canny_edges
 from senorita.operators.cut import region_mask
 from senorita.video import probe, read_frames
@@ -54,6 +55,12 @@ def test_every_operator_task_has_pairs_in_the_release_layout(demo_run):
             assert row["instruction"] and row["template_id"].startswith(task + "/")
             assert row["licence"] and row["origin"] == "demo" and row["code_version"]
             json.loads(row["params"])
+        prov = read_provenance(demo_run / "dataset" / task / "manifest.parquet")
+        assert prov["stage"] == "manifest" and prov["code_version"] == df["code_version"].iloc[0]
+        made_by = prov["made_by"]
+        assert made_by["stage"] == "pairs" and made_by["params"]["task"] == task
+        assert made_by["params"]["params"]["clip_fraction"] == 1.0
+        assert made_by["packages"]["numpy"] == np.__version__
 
 
 def test_manifests_load_with_datasets(demo_run):

@@ -106,3 +106,26 @@ def test_journal_survives_a_torn_last_line_and_is_removed_on_finish(tmp_path):
     assert prune(tmp_path, {"a.mp4"}) == 0
     (tmp_path / ".x.tmp.mp4").write_bytes(b"")
     assert prune(tmp_path, {"a.mp4"}) == 1
+
+
+def test_tables_carry_their_provenance(tmp_path):
+    import pandas as pd
+
+    from senorita.atomic import read_provenance, write_table
+    from senorita.provenance import redact, stage_provenance
+
+    prov = stage_provenance("clips", shard=3, clips={"frames": 33}, api_key="s3cret")
+    write_table(pd.DataFrame({"a": [1, 2]}), tmp_path / "t.parquet", prov)
+    back = read_provenance(tmp_path / "t.parquet")
+    assert back["stage"] == "clips" and back["params"]["clips"] == {"frames": 33}
+    assert back["code_version"].startswith("0.1.0")
+    assert back["packages"]["pandas"] == pd.__version__
+    assert "s3cret" not in str(back)
+    assert redact({"pexels": {"API_KEY": "x", "token_file": "y", "n": [{"secret": 1}]}}) == {
+        "pexels": {
+            "API_KEY": "<redacted>",
+            "token_file": "<redacted>",
+            "n": [{"secret": "<redacted>"}],
+        }
+    }
+    assert pd.read_parquet(tmp_path / "t.parquet")["a"].tolist() == [1, 2]

@@ -6,6 +6,7 @@ complete new one.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 @contextmanager
@@ -34,10 +37,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write a DataFrame as Parquet atomically."""
+def write_table(
+    df: pd.DataFrame, path: str | os.PathLike[str], provenance: dict | None = None
+) -> None:
+    """Write a DataFrame as Parquet atomically.
+
+    ``provenance`` (what made the table: stage, code version, parameters) is stored as JSON in
+    the file's schema metadata under ``senorita``; ``read_provenance`` reads it back.
+    """
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if provenance is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[b"senorita"] = json.dumps(provenance, sort_keys=True, default=str).encode("utf-8")
+        table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
+        pq.write_table(table, tmp)
+
+
+def read_provenance(path: str | os.PathLike[str]) -> dict | None:
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(b"senorita")
+    return json.loads(raw) if raw else None
 
 
 def write_text(text: str, path: str | os.PathLike[str]) -> None:

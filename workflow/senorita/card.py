@@ -24,8 +24,10 @@ def build_card(
 ) -> str:
     counts: dict[str, int] = {}
     licences: dict[str, int] = {}
+    author_set: set[str] = set()
     for path in manifests:
-        df = pd.read_parquet(path, columns=["task", "licence"])
+        df = pd.read_parquet(path, columns=["task", "licence", "author"])
+        author_set.update(df["author"].dropna().unique())
         task = path.parent.name
         counts[task] = len(df)
         for lic, n in df["licence"].fillna("unknown").value_counts().items():
@@ -37,6 +39,7 @@ def build_card(
         else pd.DataFrame(columns=REJECT_COLUMNS)
     )
     write_table(rejects, rejects_out)
+    authors = len(author_set)
     n_videos = len(pd.read_parquet(catalogue, columns=["video_id"]))
     total = sum(counts.values())
 
@@ -62,8 +65,17 @@ def build_card(
                 f"| {task.number} | {task.id} | {task.source} → {task.target} | "
                 f"{counts[task.id]} | {share:.1%} | {task.share:.1%} |"
             )
-    lines += ["", "## Licences", ""]
+    lines += ["", "## Licences and attribution", ""]
     lines += [f"- {lic}: {n} pairs" for lic, n in sorted(licences.items())] or ["- none"]
+    lines += [
+        "",
+        f"Source videos by {authors} distinct authors. Every manifest row carries its video's "
+        "origin, licence, author, author URL and page URL: keep them when you redistribute.",
+        "",
+        "## Filters",
+        "",
+        "No quality, text-alignment or similarity filter has been applied to these pairs yet.",
+    ]
     lines += ["", "## Rejected inputs", ""]
     if len(rejects):
         by_reason = rejects.assign(kind=rejects["reason"].str.split(":").str[0])

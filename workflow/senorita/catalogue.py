@@ -15,6 +15,7 @@ import pandas as pd
 
 from senorita.atomic import write_table
 from senorita.ids import shard_of
+from senorita.provenance import stage_provenance
 from senorita.sources import make_source
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,6 @@ def build_catalogue(source_cfg: dict[str, Any], n_shards: int, out: Path) -> pd.
         log.warning("dropping %d catalogue rows with duplicate video ids", int(dupes.sum()))
         df = df[~dupes]
     df.insert(1, "shard", [shard_of(v, n_shards) for v in df["video_id"]])
-    write_table(df, out)
+    write_table(df, out, stage_provenance("catalogue", source=source_cfg, shards=n_shards))
     log.info("catalogue: %d videos from source '%s' over %d shards", len(df), source.kind, n_shards)
     return df

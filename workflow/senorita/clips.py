@@ -20,6 +20,7 @@ from senorita.atomic import atomic_path, write_table
 from senorita.ids import stable_hash
 from senorita.ingest import REJECT_COLUMNS
 from senorita.journal import Journal, prune
+from senorita.provenance import stage_provenance
 from senorita.video import FFMPEG, VideoError, sha256_file
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,9 @@ def clip_shard(
         rows += clips
         rejects += bad
     df = pd.DataFrame(rows, columns=CLIP_COLUMNS)
-    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out)
-    write_table(df, out)
+    prov = stage_provenance("clips", shard=shard, clips=cfg)
+    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out, prov)
+    write_table(df, out, prov)
     journal.finish()
     removed = prune(media, {Path(p).name for p in df["path"]})
     log.info(

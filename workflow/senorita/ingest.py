@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from senorita.atomic import write_table
+from senorita.provenance import stage_provenance
 from senorita.sources import make_source
 from senorita.video import VideoError, decode_errors, probe, sha256_file
 
@@ -90,8 +91,9 @@ def ingest_shard(
         accepted.append({**row, "path": str(path), **facts, "sha256": sha256_file(path)})
     acc = pd.DataFrame(accepted, columns=[*videos.columns, *_FACT_COLUMNS])
     rej = pd.DataFrame(rejected, columns=REJECT_COLUMNS)
-    write_table(rej, rejects_out)
-    write_table(acc, out)
+    prov = stage_provenance("ingest", shard=shard, ingest=cfg, clips=clip_cfg)
+    write_table(rej, rejects_out, prov)
+    write_table(acc, out, prov)
     log.info("shard %d: %d videos accepted, %d rejected", shard, len(acc), len(rej))
     return acc, rej
 

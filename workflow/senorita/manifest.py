@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from senorita.atomic import write_table
+from senorita.atomic import read_provenance, write_table
+from senorita.provenance import stage_provenance
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,9 @@ def build_manifest(shard_tables: list[Path], out: Path) -> pd.DataFrame:
     non_empty = [f for f in frames if len(f)]
     df = pd.concat(non_empty, ignore_index=True) if non_empty else frames[0].iloc[0:0]
     df = df.sort_values(["shard", "pair_id"], kind="stable").reset_index(drop=True)
-    write_table(df, out)
+    makers = [read_provenance(p) for p in sorted(shard_tables)]
+    prov = stage_provenance("manifest", shards=len(shard_tables))
+    prov["made_by"] = next((m for m in makers if m), None)  # the pair stage's record (shard 0's)
+    write_table(df, out, prov)
     log.info("manifest %s: %d pairs from %d shards", out, len(df), len(shard_tables))
     return df

@@ -21,7 +21,7 @@ from senorita.ingest import REJECT_COLUMNS
 from senorita.instructions import draw_instruction
 from senorita.journal import Journal, prune
 from senorita.operators import OPERATORS
-from senorita.provenance import code_version
+from senorita.provenance import code_version, stage_provenance
 from senorita.video import VideoError, read_frames, write_frames
 
 log = logging.getLogger(__name__)
@@ -132,8 +132,17 @@ def make_operator_pairs(
         journal.record(pair_id, row)
         rows.append(row)
     df = pd.DataFrame(rows, columns=PAIR_COLUMNS)
-    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out)
-    write_table(df, out)
+    prov = stage_provenance(
+        "pairs",
+        task=task,
+        shard=shard,
+        params=task_cfg,
+        seed=seed,
+        encode=encode,
+        maker=f"operator:{operator.name}",
+    )
+    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out, prov)
+    write_table(df, out, prov)
     journal.finish()
     keep = {Path(p).name for p in (*df["source_path"], *df["target_path"])}
     prune(media, keep)

@@ -51,8 +51,12 @@ def contact_sheet(
         tgt = read_frames(dataset / row["target_path"])
         size = (THUMB_WIDTH, round(THUMB_WIDTH * tgt.shape[1] / tgt.shape[2]))
         idx = np.linspace(0, len(tgt) - 1, frames).round().astype(int).tolist()
-        block = Image.new("RGB", (frames * (size[0] + PAD) + PAD, 2 * size[1] + 3 * PAD + TEXT_HEIGHT), BACKGROUND)
-        for k, (a, b) in enumerate(zip(_thumbs(src, idx, size), _thumbs(tgt, idx, size), strict=True)):
+        block = Image.new(
+            "RGB", (frames * (size[0] + PAD) + PAD, 2 * size[1] + 3 * PAD + TEXT_HEIGHT), BACKGROUND
+        )
+        for k, (a, b) in enumerate(
+            zip(_thumbs(src, idx, size), _thumbs(tgt, idx, size), strict=True)
+        ):
             x = PAD + k * (size[0] + PAD)
             block.paste(a, (x, PAD))
             block.paste(b, (x, 2 * PAD + size[1]))
@@ -62,7 +66,9 @@ def contact_sheet(
     if not blocks:
         blocks = [Image.new("RGB", (400, 40), BACKGROUND)]
         ImageDraw.Draw(blocks[0]).text((PAD, PAD), "no pairs", fill=INK, font=font)
-    sheet = Image.new("RGB", (max(b.width for b in blocks), sum(b.height for b in blocks)), BACKGROUND)
+    sheet = Image.new(
+        "RGB", (max(b.width for b in blocks), sum(b.height for b in blocks)), BACKGROUND
+    )
     y = 0
     for block in blocks:
         sheet.paste(block, (0, y))
@@ -90,4 +96,6 @@ def animated_preview(manifest: pd.DataFrame, dataset: Path, out: Path) -> None:
     else:
         frames, duration = [Image.new("RGB", (2 * THUMB_WIDTH, 40), BACKGROUND)], 100
     with atomic_path(out) as tmp:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0)
+        frames[0].save(
+            tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0
+        )

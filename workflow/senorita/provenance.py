@@ -72,6 +72,18 @@ def redact(value: object) -> object:
     return value
 
 
+def stage_provenance(stage: str, **params: object) -> dict:
+    """What a stage's table records about how it was made."""
+    return {
+        "stage": stage,
+        "code_version": code_version(),
+        "packages": package_versions(),
+        "ffmpeg": ffmpeg_version(),
+        "params": redact(params),
+    }
+
+
+@functools.cache
 def ffmpeg_version() -> str:
     try:
         out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=10)

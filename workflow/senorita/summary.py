@@ -52,5 +52,8 @@ def rejects_by_reason(rejects: Path) -> pd.DataFrame:
 
 def write_html(df: pd.DataFrame, title: str, out: Path) -> None:
     table = df.to_html(index=False, float_format=lambda v: f"{v:.1%}", na_rep="", border=0)
-    write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{STYLE}</head>"
-               f"<body><h2>{title}</h2>{table}</body></html>\n", out)
+    write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{STYLE}</head>"
+        f"<body><h2>{title}</h2>{table}</body></html>\n",
+        out,
+    )
