@@ -102,9 +102,11 @@ class Plan:
 
 
 def all_faults(videos: list[FakeVideo], seed: int = 0) -> Plan:
-    """Every fault kind at least once (video faults on videos that pass the default filters)."""
+    """Every fault kind at least once. Video faults go to videos that pass the default filters
+    and are on the popular list's first page (newest first), so any crawl that starts there
+    meets them all."""
     rng = random.Random(seed)
-    good = [v.id for v in videos if v.good]
+    good = sorted((v.id for v in videos if v.good), reverse=True)[:30]
     picks = rng.sample(good, 2 * len(VIDEO_FAULTS) + 1)
     video_faults = {vid: VIDEO_FAULTS[i % len(VIDEO_FAULTS)] for i, vid in enumerate(picks[:-1])}
     page_faults = {2: "rate_limit", 3: "server_error", 4: "slow", 5: "truncated", 6: "malformed",
