@@ -191,3 +191,10 @@ def test_redact_filter_scrubs_the_key():
     record = logging.LogRecord("x", logging.INFO, "f", 1, "header was %s", (KEY,), None)
     RedactFilter(KEY).filter(record)
     assert KEY not in record.getMessage()
+
+
+def test_a_restarted_crawl_keeps_the_pace():
+    client, _, t = _client([FakeResponse()])
+    client.not_before(t.now + 12.0)  # the last stored page was fetched 6 s ago (18 s interval)
+    client.get("/videos/popular", {}, "popular")
+    assert t.sleeps == [12.0]

@@ -150,6 +150,11 @@ class PageStore:
             log.warning("stored page %s is unreadable; fetching it again", path)
             return None
 
+    def last_fetch(self) -> float | None:
+        """When the newest stored page was written (epoch seconds), if any."""
+        times = [p.stat().st_mtime for p in self.folder.glob("*/0*.json")]
+        return max(times) if times else None
+
     def save(self, ep: Endpoint, page: int, record: dict[str, Any]) -> None:
         if not (self.folder / ep.key / "endpoint.json").exists():
             write_text(json.dumps({"path": ep.path, "params": ep.params}, sort_keys=True),
@@ -198,6 +203,8 @@ class Crawler:
     def run(self) -> CrawlResult:
         cfg = self.cfg
         eps = endpoints(cfg)
+        if self.client is not None and (last := self.store.last_fetch()) is not None:
+            self.client.not_before(last + self.client.interval)
         state = {ep.key: {"page": 1, "done": False, "bad": 0, "total": None} for ep in eps}
         kept: dict[int, dict[str, Any]] = {}
         fetched = replayed = duplicates = filtered = skipped_pages = 0
@@ -267,7 +274,7 @@ class PexelsSource:
 
     def __init__(self, cfg: dict[str, Any], workdir: Path, key: str | None = None):
         self.cfg = cfg
-        self.folder = workdir / "pexels"
+        self.folder = (workdir / "pexels").resolve()
         self.key = key if key is not None else api_key()
         if self.key:
             install_redaction(self.key)

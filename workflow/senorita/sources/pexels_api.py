@@ -153,6 +153,10 @@ class PexelsClient:
         self.stats = Stats()
         self._next_slot: float | None = None
 
+    def not_before(self, epoch: float) -> None:
+        """Hold the first request until ``epoch`` (a restarted crawl keeps the budget's pace)."""
+        self._next_slot = self.clock() + max(0.0, epoch - self.wall())
+
     def _wait(self, seconds: float, why: str) -> None:
         if seconds <= 0:
             return
