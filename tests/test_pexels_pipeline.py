@@ -11,7 +11,7 @@ from senorita.testing.pexels_server import PexelsServer, Plan, fake_videos, make
 
 @pytest.mark.slow
 def test_pipeline_end_to_end_with_pexels(tmp_path):
-    media = make_media(tmp_path / "media", count=2, width=640, height=360, seconds=4.0)
+    media = make_media(tmp_path / "media", count=2, width=640, height=360, seconds=3.0)
     videos = fake_videos(120, seed=3)
     newest = sorted((v.id for v in videos if v.good), reverse=True)
     plan = Plan(video_faults={newest[1]: "corrupt"})  # one bad download, to see a reject
@@ -19,7 +19,7 @@ def test_pipeline_end_to_end_with_pexels(tmp_path):
     with PexelsServer(media, videos, KEY, plan) as server:
         config = {
             "source": {"kind": "pexels", "pexels": server.source_config(
-                queries=["cat"], max_videos=5, per_page=5)},
+                queries=["cat"], max_videos=4, per_page=4)},
             "encode": {"preset": "ultrafast"},
         }
         proc = snakemake(workdir, "--cores", "2", "all", config=config,
@@ -28,7 +28,7 @@ def test_pipeline_end_to_end_with_pexels(tmp_path):
     assert api and all(r["auth_ok"] for r in api)
 
     catalogue = pd.read_parquet(workdir / "results/sources/catalogue.parquet")
-    assert len(catalogue) == 5
+    assert len(catalogue) == 4
     manifests = list((workdir / "dataset").glob("*/manifest.parquet"))
     assert manifests
     pairs = pd.concat([pd.read_parquet(m) for m in manifests])
