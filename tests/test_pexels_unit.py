@@ -8,12 +8,21 @@ import logging
 import pytest
 from pexels_helpers import KEY, full_config
 from senorita.sources.download import host_allowed
-from senorita.sources.pexels import choose_rendition, endpoints, load_queries, rejection
+from senorita.sources.pexels import (
+    Crawler,
+    PageStore,
+    choose_rendition,
+    endpoints,
+    load_queries,
+    rejection,
+)
 from senorita.sources.pexels_api import (
     AuthError,
     PexelsClient,
     QuotaExhausted,
     RedactFilter,
+    RetriesExhausted,
+    Stats,
     parse_page,
 )
 
@@ -198,3 +207,45 @@ def test_a_restarted_crawl_keeps_the_pace():
     client.not_before(t.now + 12.0)  # the last stored page was fetched 6 s ago (18 s interval)
     client.get("/videos/popular", {}, "popular")
     assert t.sleeps == [12.0]
+
+
+class StubClient:
+    """Answers every page with one fresh video; endpoints in ``failing`` keep failing."""
+
+    interval = 0.0
+
+    def __init__(self, failing=()):
+        self.failing = set(failing)
+        self.asked: list[tuple] = []
+        self.stats = Stats()
+
+    def not_before(self, epoch):
+        pass
+
+    def get(self, path, params, what):
+        self.asked.append((params.get("query"), params["page"]))
+        self.stats.requests += 1
+        if params.get("query") in self.failing:
+            raise RetriesExhausted(f"{what}: gave up after 6 tries (HTTP 503)")
+        vid = 1000 * len(params.get("query") or "p") + params["page"]
+        video = {"id": vid, "width": 1920, "height": 1080, "duration": 10,
+                 "url": f"https://x/{vid}", "user": {"name": "A", "url": "https://x/a"},
+                 "video_files": [_file(vid * 10, 640, 360)]}
+        body = {"videos": [video], "total_results": 2}
+        if params["page"] < 2:
+            body["next_page"] = "https://x/next"
+        return 200, json.dumps(body).encode()
+
+
+def test_a_failing_endpoint_leaves_the_crawl_incomplete_and_resumable(tmp_path):
+    cfg = full_config({"source": {"kind": "pexels"}})["source"]["pexels"]
+    cfg = {**cfg, "popular": False, "queries": ["ok", "down"], "max_videos": 10}
+    store = PageStore(tmp_path / "pages")
+    client = StubClient(failing={"down"})
+    with pytest.raises(OSError, match=r"crawl incomplete: search:down .* rerun to resume"):
+        Crawler(cfg, client, store).run()
+    assert client.asked == [("ok", 1), ("down", 1), ("ok", 2)]
+    client = StubClient()
+    result = Crawler(cfg, client, store).run()
+    assert client.asked == [("down", 1), ("down", 2)]  # only what the first run lacked
+    assert len(result.videos) == 4 and result.pages_replayed == 2
