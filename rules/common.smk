@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -48,3 +49,13 @@ wildcard_constraints:
 def as_json(value):
     """A config slice as compact JSON, for a stage's --params (and Snakemake's params trigger)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# The Pexels key lives in the environment only (jobs inherit it; it is never put on a command
+# line, so no `envvars:` directive, which would export it inside every job's command).
+if config["source"]["kind"] == "pexels" and not os.environ.get("PEXELS_API_KEY"):
+    raise WorkflowError(
+        "config source.kind is 'pexels' but the environment variable PEXELS_API_KEY is not set. "
+        "Get a key at https://www.pexels.com/api/ and `export PEXELS_API_KEY=...` before running "
+        "(it is read from the environment only, never from the config)."
+    )

@@ -77,9 +77,18 @@ def ingest_shard(
     videos = videos[videos["shard"] == shard]
     source = make_source(source_cfg, catalogue.parent)
     accepted, rejected = [], []
-    for row in videos.to_dict("records"):
+    rows = videos.to_dict("records")
+    # A remote source fetches the whole shard at once (concurrently) before anything is probed.
+    prefetch = getattr(source, "prefetch", None)
+    fetched = prefetch(rows) if prefetch is not None and rows else {}
+    for row in rows:
+        got = fetched.get(row["video_id"])
+        if isinstance(got, str):
+            log.info("reject %s: %s", row["video_id"], got)
+            rejected.append({**_reject(row, shard), "reason": got})
+            continue
         try:
-            path = source.materialise(row)
+            path = Path(got) if got is not None else source.materialise(row)
         except OSError as err:
             rejected.append({**_reject(row, shard), "reason": f"fetch failed: {err}"})
             continue

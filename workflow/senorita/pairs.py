@@ -27,7 +27,8 @@ from senorita.video import VideoError, read_frames, write_frames
 log = logging.getLogger(__name__)
 
 # Video fields copied into every pair row: attribution travels with the pair.
-VIDEO_FIELDS = ["origin", "licence", "author", "author_url", "page_url", "source_name"]
+VIDEO_FIELDS = ["origin", "licence", "author", "author_url", "page_url", "source_name",
+                "pexels_id", "rendition"]
 
 PAIR_COLUMNS = [
     "pair_id",
@@ -151,5 +152,7 @@ def make_operator_pairs(
 
 
 def _plain(value: Any) -> Any:
-    """pandas' missing values as None, so JSON and Parquet see nulls."""
+    """pandas' missing values as None, numpy scalars as Python ones (the journal is JSON)."""
+    if isinstance(value, np.generic):
+        value = value.item()
     return None if value is None or (isinstance(value, float) and value != value) else value

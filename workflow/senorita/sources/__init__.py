@@ -36,6 +36,11 @@ class Source(Protocol):
         """A local file holding the video of a catalogue row; raise OSError if it can't."""
         ...
 
+    # Optional: ``prefetch(rows) -> dict[video_id, Path | str]``. Ingest calls it once per shard
+    # before probing, so a remote source can fetch the shard's files concurrently; a str value is
+    # the reason a video could not be fetched (it becomes the reject reason). Rows it leaves out
+    # go through ``materialise``. Local sources don't need it.
+
 
 def make_source(cfg: dict[str, Any], workdir: Path) -> Source:
     """The source named by the config's ``source.kind``."""
@@ -48,4 +53,8 @@ def make_source(cfg: dict[str, Any], workdir: Path) -> Source:
         from senorita.sources.local import LocalSource
 
         return LocalSource(cfg["local"])
+    if kind == "pexels":
+        from senorita.sources.pexels import PexelsSource
+
+        return PexelsSource(cfg["pexels"], workdir)
     raise ValueError(f"config source.kind: unknown source '{kind}'")
