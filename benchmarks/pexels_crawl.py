@@ -45,10 +45,14 @@ def _cfg(server: PexelsServer, **overrides) -> dict:
 def crawl_table(server: PexelsServer, work: Path, max_videos: int) -> list[tuple]:
     shapes = [
         ("popular only", {"popular": True, "queries": []}),
-        ("popular + 5 queries", {"popular": True,
-                                 "queries": ["cat", "dog", "sea", "city", "forest"]}),
-        ("5 queries, no popular", {"popular": False,
-                                   "queries": ["cat", "dog", "sea", "city", "forest"]}),
+        (
+            "popular + 5 queries",
+            {"popular": True, "queries": ["cat", "dog", "sea", "city", "forest"]},
+        ),
+        (
+            "5 queries, no popular",
+            {"popular": False, "queries": ["cat", "dog", "sea", "city", "forest"]},
+        ),
     ]
     rows = []
     for name, shape in shapes:
@@ -60,8 +64,9 @@ def crawl_table(server: PexelsServer, work: Path, max_videos: int) -> list[tuple
         seconds = time.perf_counter() - started
         made = len(server.api_requests()) - before
         kept = len(result.videos)
-        rows.append((name, kept, made, 1000 * made / kept, result.duplicates, result.filtered,
-                     seconds))
+        rows.append(
+            (name, kept, made, 1000 * made / kept, result.duplicates, result.filtered, seconds)
+        )
         again = PexelsSource(cfg, folder, key=KEY).crawl()  # the finished crawl, replayed
         assert len(server.api_requests()) - before == made and len(again.videos) == kept
     return rows
@@ -97,22 +102,38 @@ def download_table(server: PexelsServer, work: Path, n: int, workers: int) -> li
     assert ours_bytes == raw_bytes
     mb = 1 << 20
     return [
-        ("loopback server, raw (bare GET into memory)", n, raw_bytes / mb, raw_s,
-         raw_bytes / mb / raw_s, n / raw_s),
-        ("crawler downloader (stream, hash, ffprobe, rename)", n, ours_bytes / mb, ours_s,
-         ours_bytes / mb / ours_s, n / ours_s),
+        (
+            "loopback server, raw (bare GET into memory)",
+            n,
+            raw_bytes / mb,
+            raw_s,
+            raw_bytes / mb / raw_s,
+            n / raw_s,
+        ),
+        (
+            "crawler downloader (stream, hash, ffprobe, rename)",
+            n,
+            ours_bytes / mb,
+            ours_s,
+            ours_bytes / mb / ours_s,
+            n / ours_s,
+        ),
     ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--videos", type=int, default=4000, help="videos the server knows")
     parser.add_argument("--max-videos", type=int, default=2000, help="max_videos of each crawl")
     parser.add_argument("--downloads", type=int, default=48)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--sizes", default="640x360,1920x1080",
-                        help="served file sizes, one download run each (comma separated)")
+    parser.add_argument(
+        "--sizes",
+        default="640x360,1920x1080",
+        help="served file sizes, one download run each (comma separated)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="pexels-bench-"))
@@ -124,27 +145,36 @@ def main() -> None:
             with PexelsServer(media, fake_videos(args.videos), KEY, Plan()) as server:
                 if i == 0:
                     crawl = crawl_table(server, work, args.max_videos)
-                downloads[size] = download_table(server, work / size, args.downloads,
-                                                 args.workers)
+                downloads[size] = download_table(server, work / size, args.downloads, args.workers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"## API requests per 1,000 videos kept (per_page 80; floor 12.5; server knows "
-          f"{args.videos} videos, max_videos {args.max_videos})\n")
-    print("| crawl | kept | API requests | requests / 1,000 kept | vs floor | duplicates "
-          "| filtered out | seconds |")
+    print(
+        f"## API requests per 1,000 videos kept (per_page 80; floor 12.5; server knows "
+        f"{args.videos} videos, max_videos {args.max_videos})\n"
+    )
+    print(
+        "| crawl | kept | API requests | requests / 1,000 kept | vs floor | duplicates "
+        "| filtered out | seconds |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, kept, made, per_k, dup, filt, secs in crawl:
-        print(f"| {name} | {kept} | {made} | {per_k:.2f} | {per_k / 12.5:.2f}x | {dup} | {filt} "
-              f"| {secs:.2f} |")
-    print(f"\n## Download throughput ({args.downloads} files per size, {args.workers} workers, "
-          f"{os.cpu_count()} CPUs; raw and crawler measured back to back in this run)\n")
+        print(
+            f"| {name} | {kept} | {made} | {per_k:.2f} | {per_k / 12.5:.2f}x | {dup} | {filt} "
+            f"| {secs:.2f} |"
+        )
+    print(
+        f"\n## Download throughput ({args.downloads} files per size, {args.workers} workers, "
+        f"{os.cpu_count()} CPUs; raw and crawler measured back to back in this run)\n"
+    )
     print("| files of | path | MiB | seconds | MiB/s | files/s | ratio to raw |")
     print("|---|---|---|---|---|---|---|")
     for size, (raw, ours) in downloads.items():
         for name, _, mib, secs, rate, per_s in (raw, ours):
-            print(f"| {size} | {name} | {mib:.1f} | {secs:.2f} | {rate:.1f} | {per_s:.1f} "
-                  f"| {rate / raw[4]:.2f} |")
+            print(
+                f"| {size} | {name} | {mib:.1f} | {secs:.2f} | {rate:.1f} | {per_s:.1f} "
+                f"| {rate / raw[4]:.2f} |"
+            )
 
 
 if __name__ == "__main__":

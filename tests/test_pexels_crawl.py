@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from pexels_helpers import KEY, files_containing, full_config
+
 from senorita.catalogue import build_catalogue
 from senorita.ingest import ingest_shard
 from senorita.sources import make_source
@@ -40,10 +41,12 @@ def media(tmp_path_factory) -> list[Path]:
 
 
 def _config(server: PexelsServer, **overrides) -> dict:
-    return full_config({
-        "source": {"kind": "pexels", "pexels": server.source_config(**overrides)},
-        "ingest": {"min_short_side": 32, "verify_decode": False},
-    })
+    return full_config(
+        {
+            "source": {"kind": "pexels", "pexels": server.source_config(**overrides)},
+            "ingest": {"min_short_side": 32, "verify_decode": False},
+        }
+    )
 
 
 def _run(server: PexelsServer, workdir: Path, caplog, **overrides):
@@ -53,22 +56,30 @@ def _run(server: PexelsServer, workdir: Path, caplog, **overrides):
         cat = build_catalogue(cfg["source"], 2, catalogue)
         accepted, rejected = [], []
         for shard in (0, 1):
-            acc, rej = ingest_shard(catalogue, shard, cfg["source"], cfg["ingest"], CLIPS,
-                                    workdir / f"results/ingest/{shard:05d}.parquet",
-                                    workdir / f"results/ingest/{shard:05d}.rejects.parquet")
+            acc, rej = ingest_shard(
+                catalogue,
+                shard,
+                cfg["source"],
+                cfg["ingest"],
+                CLIPS,
+                workdir / f"results/ingest/{shard:05d}.parquet",
+                workdir / f"results/ingest/{shard:05d}.rejects.parquet",
+            )
             accepted.append(acc)
             rejected.append(rej)
     return cat, pd.concat(accepted), pd.concat(rejected)
 
 
 def test_faulty_crawl_downloads_good_videos_once_and_rejects_bad_ones(
-        tmp_path, media, caplog, monkeypatch):
+    tmp_path, media, caplog, monkeypatch
+):
     monkeypatch.setenv("PEXELS_API_KEY", KEY)
     videos = fake_videos(500, seed=1)
     plan = all_faults(videos, seed=1)
     with PexelsServer(media, videos, KEY, plan) as server:
-        cat, acc, rej = _run(server, tmp_path, caplog, queries=["cat", "dog", "sea"],
-                             per_page=15, max_videos=120)
+        cat, acc, rej = _run(
+            server, tmp_path, caplog, queries=["cat", "dog", "sea"], per_page=15, max_videos=120
+        )
         api, files = server.api_requests(), server.file_requests()
 
         # The catalogue: max_videos distinct videos, all passing the filters, with attribution.
@@ -87,10 +98,18 @@ def test_faulty_crawl_downloads_good_videos_once_and_rejects_bad_ones(
         pages = collections.Counter((r["endpoint"], r["query"], r["page"]) for r in api)
         faulted = [r for r in api if r.get("fault") in RETRIED_PAGE_FAULTS]
         assert {r["fault"] for r in api if r.get("fault")} == {
-            "rate_limit", "server_error", "slow", "truncated", "malformed", "missing_fields"}
+            "rate_limit",
+            "server_error",
+            "slow",
+            "truncated",
+            "malformed",
+            "missing_fields",
+        }
         assert len(api) == len(pages) + len(faulted)
-        assert all(n == 1 + sum(1 for r in faulted if (r["endpoint"], r["query"], r["page"]) == p)
-                   for p, n in pages.items())
+        assert all(
+            n == 1 + sum(1 for r in faulted if (r["endpoint"], r["query"], r["page"]) == p)
+            for p, n in pages.items()
+        )
         stored = list((tmp_path / "results/sources/pexels/pages").glob("*/0*.json"))
         assert len(stored) == len(pages)
         skipped = [json.loads(p.read_text()) for p in stored]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import snakemake
 from pexels_helpers import KEY, files_containing
+
+from conftest import snakemake
 from senorita.testing.pexels_server import PexelsServer, Plan, fake_videos, make_media
 
 
@@ -18,12 +19,13 @@ def test_pipeline_end_to_end_with_pexels(tmp_path):
     workdir = tmp_path / "run"
     with PexelsServer(media, videos, KEY, plan) as server:
         config = {
-            "source": {"kind": "pexels", "pexels": server.source_config(
-                queries=["cat"], max_videos=4, per_page=4)},
+            "source": {
+                "kind": "pexels",
+                "pexels": server.source_config(queries=["cat"], max_videos=4, per_page=4),
+            },
             "encode": {"preset": "ultrafast"},
         }
-        proc = snakemake(workdir, "--cores", "2", "all", config=config,
-                         env={"PEXELS_API_KEY": KEY})
+        proc = snakemake(workdir, "--cores", "2", "all", config=config, env={"PEXELS_API_KEY": KEY})
         api = server.api_requests()
     assert api and all(r["auth_ok"] for r in api)
 
@@ -43,8 +45,11 @@ def test_pipeline_end_to_end_with_pexels(tmp_path):
         assert row.rendition == expected.loc[row.video_id, "rendition"]
     assert f"pexels-{newest[1]}" not in set(pairs["video_id"])
     rejects = pd.read_parquet(workdir / "dataset/rejects.parquet")
-    assert rejects.loc[rejects["video_id"] == f"pexels-{newest[1]}", "reason"].str.startswith(
-        "download corrupt").all()
+    assert (
+        rejects.loc[rejects["video_id"] == f"pexels-{newest[1]}", "reason"]
+        .str.startswith("download corrupt")
+        .all()
+    )
     assert "Pexels License" in (workdir / "dataset/README.md").read_text()
 
     # The key is in nothing the run wrote, nor in what it printed.
@@ -54,8 +59,9 @@ def test_pipeline_end_to_end_with_pexels(tmp_path):
 
 def test_missing_key_stops_before_any_job(tmp_path, monkeypatch):
     monkeypatch.delenv("PEXELS_API_KEY", raising=False)
-    proc = snakemake(tmp_path, "--cores", "1", "all", check=False,
-                     config={"source": {"kind": "pexels"}})
+    proc = snakemake(
+        tmp_path, "--cores", "1", "all", check=False, config={"source": {"kind": "pexels"}}
+    )
     assert proc.returncode != 0
     assert "PEXELS_API_KEY is not set" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()

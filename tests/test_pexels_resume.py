@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from pexels_helpers import KEY, files_containing, full_config
+
 from senorita.testing.pexels_server import PexelsServer, Plan, fake_videos, make_media
 
 BIN = Path(sys.executable).parent
@@ -26,16 +27,38 @@ def _env() -> dict[str, str]:
 
 
 def _catalogue_cmd(source: dict, out: Path) -> list[str]:
-    return [str(BIN / "senorita"), "catalogue", "--source", json.dumps(source), "--shards", "2",
-            "--out", str(out)]
+    return [
+        str(BIN / "senorita"),
+        "catalogue",
+        "--source",
+        json.dumps(source),
+        "--shards",
+        "2",
+        "--out",
+        str(out),
+    ]
 
 
 def _ingest_cmd(source: dict, catalogue: Path, shard: int) -> list[str]:
     folder = catalogue.parent.parent / "ingest"
-    return [str(BIN / "senorita"), "ingest", "--catalogue", str(catalogue), "--shard", str(shard),
-            "--source", json.dumps(source), "--params", INGEST, "--clips", CLIPS,
-            "--out", str(folder / f"{shard:05d}.parquet"),
-            "--rejects", str(folder / f"{shard:05d}.rejects.parquet")]
+    return [
+        str(BIN / "senorita"),
+        "ingest",
+        "--catalogue",
+        str(catalogue),
+        "--shard",
+        str(shard),
+        "--source",
+        json.dumps(source),
+        "--params",
+        INGEST,
+        "--clips",
+        CLIPS,
+        "--out",
+        str(folder / f"{shard:05d}.parquet"),
+        "--rejects",
+        str(folder / f"{shard:05d}.rejects.parquet"),
+    ]
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 60) -> None:
@@ -71,9 +94,12 @@ def test_killed_crawl_and_downloads_resume_without_repeating_work(tmp_path, medi
     videos = fake_videos(300, seed=2)
     plan = Plan(page_delay_s=0.25)
     with PexelsServer(media, videos, KEY, plan) as server:
-        source = {"kind": "pexels", "pexels": server.source_config(
-            queries=["cat", "dog", "sea"], per_page=10, max_videos=90,
-            download={"workers": 2})}
+        source = {
+            "kind": "pexels",
+            "pexels": server.source_config(
+                queries=["cat", "dog", "sea"], per_page=10, max_videos=90, download={"workers": 2}
+            ),
+        }
         source = full_config({"source": source})["source"]
         catalogue = tmp_path / "results" / "sources" / "catalogue.parquet"
         pages_dir = catalogue.parent / "pexels" / "pages"
@@ -83,16 +109,18 @@ def test_killed_crawl_and_downloads_resume_without_repeating_work(tmp_path, medi
         # 1. Crawl; kill it once four pages have been answered.
         with open(log_dir / "crawl1.log", "w") as err:
             proc = subprocess.Popen(_catalogue_cmd(source, catalogue), env=_env(), stderr=err)
-            _kill_when(proc, lambda: sum(r.get("status") == 200
-                                         for r in server.api_requests()) >= 4)
+            _kill_when(
+                proc, lambda: sum(r.get("status") == 200 for r in server.api_requests()) >= 4
+            )
         stored_at_kill = _stored_pages(pages_dir)
         asked_before = len(server.api_requests())
         assert stored_at_kill and not catalogue.exists()
 
         # 2. Run it again to the end.
         with open(log_dir / "crawl2.log", "w") as err:
-            subprocess.run(_catalogue_cmd(source, catalogue), env=_env(), stderr=err,
-                           check=True, timeout=120)
+            subprocess.run(
+                _catalogue_cmd(source, catalogue), env=_env(), stderr=err, check=True, timeout=120
+            )
         later = server.api_requests()[asked_before:]
         asked_again = {_label(r) for r in later}
         assert not asked_again & stored_at_kill  # no stored page is asked for twice
@@ -104,8 +132,9 @@ def test_killed_crawl_and_downloads_resume_without_repeating_work(tmp_path, medi
         n_api = len(server.api_requests())
         cat = pd.read_parquet(catalogue)
         with open(log_dir / "crawl3.log", "w") as err:
-            subprocess.run(_catalogue_cmd(source, catalogue), env=_env(), stderr=err, check=True,
-                           timeout=120)
+            subprocess.run(
+                _catalogue_cmd(source, catalogue), env=_env(), stderr=err, check=True, timeout=120
+            )
         assert len(server.api_requests()) == n_api
         pd.testing.assert_frame_equal(cat, pd.read_parquet(catalogue))
         assert len(cat) == 90
@@ -113,8 +142,9 @@ def test_killed_crawl_and_downloads_resume_without_repeating_work(tmp_path, medi
         # The resumed crawl found what an uninterrupted one finds.
         plan.page_delay_s = 0.0
         fresh = tmp_path / "fresh" / "sources" / "catalogue.parquet"
-        subprocess.run(_catalogue_cmd(source, fresh), env=_env(), check=True, timeout=120,
-                       capture_output=True)
+        subprocess.run(
+            _catalogue_cmd(source, fresh), env=_env(), check=True, timeout=120, capture_output=True
+        )
         pd.testing.assert_frame_equal(cat, pd.read_parquet(fresh))
 
         # 4. Download shard 0; kill it after three files are finished.
@@ -130,13 +160,15 @@ def test_killed_crawl_and_downloads_resume_without_repeating_work(tmp_path, medi
         before = len(server.file_requests())
 
         with open(log_dir / "ingest2.log", "w") as err:
-            subprocess.run(_ingest_cmd(source, catalogue, 0), env=_env(), stderr=err,
-                           check=True, timeout=120)
+            subprocess.run(
+                _ingest_cmd(source, catalogue, 0), env=_env(), stderr=err, check=True, timeout=120
+            )
         asked_again = {r["video_id"] for r in server.file_requests()[before:]}
         assert asked_again  # the unfinished ones were fetched ...
         assert not asked_again & {int(n.split("-")[0]) for n in finished}  # ... the rest not
-        done = collections.Counter(r["video_id"] for r in server.file_requests()[n_files:]
-                                   if r.get("complete"))
+        done = collections.Counter(
+            r["video_id"] for r in server.file_requests()[n_files:] if r.get("complete")
+        )
         assert set(done) == set(shard["pexels_id"])
         assert sum(n - 1 for n in done.values()) <= 2  # only those in flight (2 workers)
         accepted = pd.read_parquet(catalogue.parent.parent / "ingest" / "00000.parquet")

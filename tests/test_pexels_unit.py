@@ -7,6 +7,7 @@ import logging
 
 import pytest
 from pexels_helpers import KEY, full_config
+
 from senorita.sources.download import host_allowed
 from senorita.sources.pexels import (
     Crawler,
@@ -28,8 +29,14 @@ from senorita.sources.pexels_api import (
 
 
 def _file(fid, w, h, ftype="video/mp4", quality="hd", link=None):
-    return {"id": fid, "width": w, "height": h, "file_type": ftype, "quality": quality,
-            "link": link or f"https://videos.pexels.com/video-files/1/{fid}.mp4"}
+    return {
+        "id": fid,
+        "width": w,
+        "height": h,
+        "file_type": ftype,
+        "quality": quality,
+        "link": link or f"https://videos.pexels.com/video-files/1/{fid}.mp4",
+    }
 
 
 FILES = [
@@ -39,8 +46,14 @@ FILES = [
     _file(4, 426, 240, quality="sd"),
     _file(5, 1920, 1080),
     _file(6, 640, 360, ftype="video/webm", quality="sd"),
-    {"id": 7, "width": None, "height": None, "file_type": "video/mp4", "quality": "hls",
-     "link": "https://videos.pexels.com/x/playlist.m3u8"},
+    {
+        "id": 7,
+        "width": None,
+        "height": None,
+        "file_type": "video/mp4",
+        "quality": "hls",
+        "link": "https://videos.pexels.com/x/playlist.m3u8",
+    },
 ]
 
 
@@ -65,17 +78,20 @@ def test_rendition_type_preference_and_no_playlists():
     assert choose_rendition(webm, 592, 336, ["video/mp4"]) is None
 
 
-@pytest.mark.parametrize(("url", "ok"), [
-    ("https://videos.pexels.com/video-files/1/2.mp4", True),
-    ("https://cdn.videos.pexels.com/a.mp4", True),
-    ("https://videos.pexels.com.evil.example/a.mp4", False),
-    ("https://evilvideos.pexels.com.example/a.mp4", False),
-    ("https://notvideos.pexels.com/a.mp4", False),
-    ("http://videos.pexels.com/a.mp4", False),  # plain http not allowed by default
-    ("https://user:pw@videos.pexels.com/a.mp4", False),
-    ("file:///etc/passwd", False),
-    ("https://127.0.0.1:8080/a.mp4", False),
-])
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://videos.pexels.com/video-files/1/2.mp4", True),
+        ("https://cdn.videos.pexels.com/a.mp4", True),
+        ("https://videos.pexels.com.evil.example/a.mp4", False),
+        ("https://evilvideos.pexels.com.example/a.mp4", False),
+        ("https://notvideos.pexels.com/a.mp4", False),
+        ("http://videos.pexels.com/a.mp4", False),  # plain http not allowed by default
+        ("https://user:pw@videos.pexels.com/a.mp4", False),
+        ("file:///etc/passwd", False),
+        ("https://127.0.0.1:8080/a.mp4", False),
+    ],
+)
 def test_host_allowlist(url, ok):
     assert (host_allowed(url, ["videos.pexels.com"], allow_http=False) is None) is ok
 
@@ -93,15 +109,21 @@ def test_filters_and_endpoints(tmp_path):
     assert rejection(good, cfg) is None
     assert "too small" in rejection({**good, "width": 426, "height": 240}, cfg)
     assert "duration" in rejection({**good, "duration": 200}, cfg)
-    assert "portrait" in rejection({**good, "width": 1080, "height": 1920},
-                                   {**cfg, "orientation": "landscape"})
+    assert "portrait" in rejection(
+        {**good, "width": 1080, "height": 1920}, {**cfg, "orientation": "landscape"}
+    )
     queries = tmp_path / "q.txt"
     queries.write_text("beach  # sand\n\n# only a comment\nNature\nforest\n")
     cfg = {**cfg, "queries": ["nature", "city"], "queries_file": str(queries)}
     assert load_queries(cfg) == ["nature", "city", "beach", "forest"]
     eps = endpoints(cfg)
-    assert [e.label for e in eps] == ["popular", "search:nature", "search:city", "search:beach",
-                                      "search:forest"]
+    assert [e.label for e in eps] == [
+        "popular",
+        "search:nature",
+        "search:city",
+        "search:beach",
+        "search:forest",
+    ]
     assert all(e.params["per_page"] == 80 for e in eps)
     assert len({e.key for e in eps}) == len(eps)
     with pytest.raises(FileNotFoundError, match="queries_file"):
@@ -111,10 +133,24 @@ def test_filters_and_endpoints(tmp_path):
 def test_parse_page_skips_what_it_cannot_use():
     assert parse_page(b'{"videos": [').error.startswith("malformed JSON")
     assert parse_page(b'{"page": 1}').error == "missing field: videos"
-    video = {"id": 5, "width": 1920, "height": 1080, "duration": 7, "url": "https://x/5",
-             "user": {"name": "A", "url": "https://x/a"}, "video_files": []}
-    page = parse_page(json.dumps({"videos": [video, {"id": 6, "width": 1}, "junk"],
-                                  "total_results": 3, "next_page": "https://x?page=2"}).encode())
+    video = {
+        "id": 5,
+        "width": 1920,
+        "height": 1080,
+        "duration": 7,
+        "url": "https://x/5",
+        "user": {"name": "A", "url": "https://x/a"},
+        "video_files": [],
+    }
+    page = parse_page(
+        json.dumps(
+            {
+                "videos": [video, {"id": 6, "width": 1}, "junk"],
+                "total_results": 3,
+                "next_page": "https://x?page=2",
+            }
+        ).encode()
+    )
     assert [v["id"] for v in page.videos] == [5] and page.has_next and page.total_results == 3
     assert len(page.skipped) == 2 and "missing" in page.skipped[0]["reason"]
 
@@ -153,8 +189,15 @@ def _client(responses, **cfg):
     base = full_config({"source": {"kind": "pexels"}})["source"]["pexels"]
     t = FakeTime()
     session = FakeSession(responses)
-    client = PexelsClient({**base, **cfg}, KEY, session=session, clock=t.clock,
-                          wall=lambda: t.now, sleep=t.sleep, seed=0)
+    client = PexelsClient(
+        {**base, **cfg},
+        KEY,
+        session=session,
+        clock=t.clock,
+        wall=lambda: t.now,
+        sleep=t.sleep,
+        seed=0,
+    )
     return client, session, t
 
 
@@ -167,23 +210,36 @@ def test_requests_are_paced_to_the_hourly_budget():
 
 
 def test_spent_quota_waits_for_reset_or_stops():
-    client, _, t = _client([
-        FakeResponse(headers={"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": "1100"}),
-        FakeResponse(),
-    ], requests_per_hour=1e9)
+    client, _, t = _client(
+        [
+            FakeResponse(headers={"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": "1100"}),
+            FakeResponse(),
+        ],
+        requests_per_hour=1e9,
+    )
     client.get("/videos/popular", {}, "p1")
     client.get("/videos/popular", {}, "p2")
     assert t.now >= 1100  # waited for the reset before the second request
-    client, _, t = _client([FakeResponse(
-        status=429, headers={"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(10**9)})],
-        requests_per_hour=1e9)
+    client, _, t = _client(
+        [
+            FakeResponse(
+                status=429, headers={"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(10**9)}
+            )
+        ],
+        requests_per_hour=1e9,
+    )
     with pytest.raises(QuotaExhausted, match="rerun it later"):
         client.get("/videos/popular", {}, "p1")
 
 
 def test_server_errors_retry_with_backoff_then_give_up():
-    client, session, t = _client([FakeResponse(500)] * 3 + [FakeResponse()],
-                                 requests_per_hour=1e9, retries=3, backoff_s=1, backoff_max_s=8)
+    client, session, t = _client(
+        [FakeResponse(500)] * 3 + [FakeResponse()],
+        requests_per_hour=1e9,
+        retries=3,
+        backoff_s=1,
+        backoff_max_s=8,
+    )
     assert client.get("/videos/popular", {}, "p")[0] == 200
     assert len(session.calls) == 4 and client.stats.retries == 3
     assert all(0 <= s <= 4 for s in t.sleeps)  # full jitter under base * 2**attempt
@@ -228,9 +284,15 @@ class StubClient:
         if params.get("query") in self.failing:
             raise RetriesExhausted(f"{what}: gave up after 6 tries (HTTP 503)")
         vid = 1000 * len(params.get("query") or "p") + params["page"]
-        video = {"id": vid, "width": 1920, "height": 1080, "duration": 10,
-                 "url": f"https://x/{vid}", "user": {"name": "A", "url": "https://x/a"},
-                 "video_files": [_file(vid * 10, 640, 360)]}
+        video = {
+            "id": vid,
+            "width": 1920,
+            "height": 1080,
+            "duration": 10,
+            "url": f"https://x/{vid}",
+            "user": {"name": "A", "url": "https://x/a"},
+            "video_files": [_file(vid * 10, 640, 360)],
+        }
         body = {"videos": [video], "total_results": 2}
         if params["page"] < 2:
             body["next_page"] = "https://x/next"

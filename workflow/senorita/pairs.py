@@ -27,8 +27,16 @@ from senorita.video import VideoError, read_frames, write_frames
 log = logging.getLogger(__name__)
 
 # Video fields copied into every pair row: attribution travels with the pair.
-VIDEO_FIELDS = ["origin", "licence", "author", "author_url", "page_url", "source_name",
-                "pexels_id", "rendition"]
+VIDEO_FIELDS = [
+    "origin",
+    "licence",
+    "author",
+    "author_url",
+    "page_url",
+    "source_name",
+    "pexels_id",
+    "rendition",
+]
 
 PAIR_COLUMNS = [
     "pair_id",

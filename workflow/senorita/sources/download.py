@@ -135,8 +135,10 @@ class Downloader:
             announced = resp.headers.get("Content-Length")
             length = int(announced) if announced and announced.isdigit() else None
             if length is not None and length > self.max_bytes:
-                raise DownloadError(f"download too large: {length} bytes announced "
-                                    f"(source.pexels.download.max_bytes is {self.max_bytes})")
+                raise DownloadError(
+                    f"download too large: {length} bytes announced "
+                    f"(source.pexels.download.max_bytes is {self.max_bytes})"
+                )
             md5_header = resp.headers.get("Content-MD5")
             sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
             with atomic_path(dest) as tmp:
@@ -146,19 +148,22 @@ class Downloader:
                         if size > self.max_bytes:
                             raise DownloadError(f"download too large: over {self.max_bytes} bytes")
                         if time.monotonic() - started > self.time_limit:
-                            raise DownloadError(f"download too slow: over {self.time_limit} s",
-                                                transient=True)
+                            raise DownloadError(
+                                f"download too slow: over {self.time_limit} s", transient=True
+                            )
                         sha.update(block)
                         md5.update(block)
                         fh.write(block)
                 if length is not None and size != length:
-                    raise DownloadError(f"download truncated: {size} of {length} bytes",
-                                        transient=True)
+                    raise DownloadError(
+                        f"download truncated: {size} of {length} bytes", transient=True
+                    )
                 if size == 0:
                     raise DownloadError("download failed: empty body", transient=True)
                 if md5_header and base64.b64encode(md5.digest()).decode() != md5_header.strip():
-                    raise DownloadError("download checksum mismatch: Content-MD5 differs",
-                                        transient=True)
+                    raise DownloadError(
+                        "download checksum mismatch: Content-MD5 differs", transient=True
+                    )
                 try:
                     info = probe(tmp)
                 except VideoError as err:
@@ -166,8 +171,10 @@ class Downloader:
                     why = str(err).replace(f"{tmp}: ", "").replace(str(tmp), dest.name)
                     raise DownloadError(f"download corrupt: ffprobe: {why}") from None
                 if self.codecs and info.codec not in self.codecs:
-                    raise DownloadError(f"download wrong codec: {info.codec} not in "
-                                        f"source.pexels.download.codecs {self.codecs}")
+                    raise DownloadError(
+                        f"download wrong codec: {info.codec} not in "
+                        f"source.pexels.download.codecs {self.codecs}"
+                    )
         return Downloaded(dest, size, sha.hexdigest(), fresh=True)
 
     def fetch(self, url: str, dest: Path) -> Downloaded:
@@ -190,8 +197,9 @@ class Downloader:
             if attempt >= self.retries:
                 raise DownloadError(f"{why} (gave up after {attempt + 1} tries)")
             delay = backoff_delay(attempt, *self.backoff, self.rng)
-            log.info("%s: %s; retry %d/%d in %.2f s", dest.name, why, attempt + 1, self.retries,
-                     delay)
+            log.info(
+                "%s: %s; retry %d/%d in %.2f s", dest.name, why, attempt + 1, self.retries, delay
+            )
             self.sleep(delay)
             attempt += 1
 

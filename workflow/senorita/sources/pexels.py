@@ -45,8 +45,17 @@ log = logging.getLogger(__name__)
 
 # Extra catalogue columns; pexels_id and rendition also travel into every pair row.
 PEXELS_COLUMNS = [
-    "source_name", "pexels_id", "pexels_width", "pexels_height", "pexels_duration", "found_by",
-    "rendition", "rendition_file_id", "rendition_width", "rendition_height", "rendition_url",
+    "source_name",
+    "pexels_id",
+    "pexels_width",
+    "pexels_height",
+    "pexels_duration",
+    "found_by",
+    "rendition",
+    "rendition_file_id",
+    "rendition_width",
+    "rendition_height",
+    "rendition_url",
 ]
 # An endpoint whose pages keep failing to parse is given up after this many in a row.
 MAX_BAD_PAGES = 3
@@ -71,7 +80,7 @@ def load_queries(cfg: dict[str, Any]) -> list[str]:
         if not path.is_file():
             raise FileNotFoundError(f"config source.pexels.queries_file: no file at {path}")
         for line in path.read_text(encoding="utf-8").splitlines():
-            if (query := line.split("#", 1)[0].strip()):
+            if query := line.split("#", 1)[0].strip():
                 queries.append(query)
     seen: set[str] = set()
     return [q for q in queries if not (q.lower() in seen or seen.add(q.lower()))]
@@ -81,9 +90,13 @@ def endpoints(cfg: dict[str, Any]) -> list[Endpoint]:
     per_page = cfg["per_page"]
     out = []
     if cfg["popular"]:
-        params = {"per_page": per_page, "min_width": cfg["min_width"],
-                  "min_height": cfg["min_height"], "min_duration": int(cfg["min_duration_s"]),
-                  "max_duration": int(cfg["max_duration_s"] + 0.999)}
+        params = {
+            "per_page": per_page,
+            "min_width": cfg["min_width"],
+            "min_height": cfg["min_height"],
+            "min_duration": int(cfg["min_duration_s"]),
+            "max_duration": int(cfg["max_duration_s"] + 0.999),
+        }
         out.append(Endpoint("/videos/popular", params, "popular"))
     for query in load_queries(cfg):
         params = {"query": query, "per_page": per_page}
@@ -110,16 +123,23 @@ def rejection(video: dict[str, Any], cfg: dict[str, Any]) -> str | None:
     return None
 
 
-def choose_rendition(files: list[dict[str, Any]], width: int, height: int,
-                     file_types: list[str]) -> dict[str, Any] | None:
+def choose_rendition(
+    files: list[dict[str, Any]], width: int, height: int, file_types: list[str]
+) -> dict[str, Any] | None:
     """The smallest file that covers ``width`` x ``height`` (in either orientation), preferring
     file types in the order given; the largest one if none covers it. Never a stream playlist."""
     want_long, want_short = max(width, height), min(width, height)
 
     def usable(f: dict[str, Any]) -> bool:
-        return (f.get("file_type") in file_types and bool(f.get("width")) and bool(f.get("height"))
-                and f.get("id") is not None and bool(f.get("link")) and f.get("quality") != "hls"
-                and not str(f["link"]).split("?")[0].endswith(".m3u8"))
+        return (
+            f.get("file_type") in file_types
+            and bool(f.get("width"))
+            and bool(f.get("height"))
+            and f.get("id") is not None
+            and bool(f.get("link"))
+            and f.get("quality") != "hls"
+            and not str(f["link"]).split("?")[0].endswith(".m3u8")
+        )
 
     def rank(f: dict[str, Any]) -> tuple:
         area = f["width"] * f["height"]
@@ -157,8 +177,10 @@ class PageStore:
 
     def save(self, ep: Endpoint, page: int, record: dict[str, Any]) -> None:
         if not (self.folder / ep.key / "endpoint.json").exists():
-            write_text(json.dumps({"path": ep.path, "params": ep.params}, sort_keys=True),
-                       self.folder / ep.key / "endpoint.json")
+            write_text(
+                json.dumps({"path": ep.path, "params": ep.params}, sort_keys=True),
+                self.folder / ep.key / "endpoint.json",
+            )
         write_text(json.dumps(record, sort_keys=True), self.path(ep, page))
 
 
@@ -182,23 +204,42 @@ class Crawler:
             raise PexelsError(f"{KEY_ENV} is not set and {ep.label} page {page} is not stored")
         what = f"{ep.label} page {page}"
         status, body = self.client.get(ep.path, {**ep.params, "page": page}, what)
-        record: dict[str, Any] = {"endpoint": ep.label, "page": page,
-                                  "fetched_at": datetime.now(timezone.utc).isoformat()}
+        record: dict[str, Any] = {
+            "endpoint": ep.label,
+            "page": page,
+            "fetched_at": datetime.now(timezone.utc).isoformat(),
+        }
         if status != 200:
             # A 4xx other than auth/rate limit: nothing more this endpoint can give.
             log.warning("%s: HTTP %d; endpoint finished", what, status)
-            return {**record, "videos": [], "skipped": [], "total_results": None,
-                    "has_next": False, "error": f"HTTP {status}"}
+            return {
+                **record,
+                "videos": [],
+                "skipped": [],
+                "total_results": None,
+                "has_next": False,
+                "error": f"HTTP {status}",
+            }
         parsed = parse_page(body)
         if parsed.error:
             log.warning("%s skipped: %s", what, parsed.error)
         if parsed.skipped:
             ids = ", ".join(f"{b['id']} ({b['reason']})" for b in parsed.skipped[:5])
-            log.warning("%s: %d videos skipped for missing or bad fields: %s%s", what,
-                        len(parsed.skipped), ids, ", ..." if len(parsed.skipped) > 5 else "")
-        return {**record, "videos": parsed.videos, "skipped": parsed.skipped,
-                "total_results": parsed.total_results, "has_next": parsed.has_next,
-                "error": parsed.error}
+            log.warning(
+                "%s: %d videos skipped for missing or bad fields: %s%s",
+                what,
+                len(parsed.skipped),
+                ids,
+                ", ..." if len(parsed.skipped) > 5 else "",
+            )
+        return {
+            **record,
+            "videos": parsed.videos,
+            "skipped": parsed.skipped,
+            "total_results": parsed.total_results,
+            "has_next": parsed.has_next,
+            "error": parsed.error,
+        }
 
     def run(self) -> CrawlResult:
         cfg = self.cfg
@@ -241,8 +282,11 @@ class Crawler:
                     if video["id"] in kept:
                         duplicates += 1
                     elif rejection(video, cfg) or not choose_rendition(
-                            video["video_files"], cfg["rendition_width"],
-                            cfg["rendition_height"], cfg["file_types"]):
+                        video["video_files"],
+                        cfg["rendition_width"],
+                        cfg["rendition_height"],
+                        cfg["file_types"],
+                    ):
                         filtered += 1
                     else:
                         kept[video["id"]] = {**video, "found_by": ep.label}
@@ -253,16 +297,32 @@ class Crawler:
                 if not record["has_next"] or given_up or capped:
                     st["done"] = True
         requests_made = self.client.stats.requests if self.client else 0
-        log.info("crawl: %d videos kept (%d duplicates, %d filtered out); %d pages fetched, "
-                 "%d replayed from %s, %d skipped as unusable; %d API requests",
-                 len(kept), duplicates, filtered, fetched, replayed, self.store.folder,
-                 skipped_pages, requests_made)
+        log.info(
+            "crawl: %d videos kept (%d duplicates, %d filtered out); %d pages fetched, "
+            "%d replayed from %s, %d skipped as unusable; %d API requests",
+            len(kept),
+            duplicates,
+            filtered,
+            fetched,
+            replayed,
+            self.store.folder,
+            skipped_pages,
+            requests_made,
+        )
         if stalled and len(kept) < limit:
             raise PexelsError(
                 f"crawl incomplete: {', '.join(stalled)} kept failing; the {fetched + replayed} "
-                "pages so far are stored, rerun to resume")
-        return CrawlResult(list(kept.values()), requests_made, fetched, replayed, duplicates,
-                           filtered, skipped_pages)
+                "pages so far are stored, rerun to resume"
+            )
+        return CrawlResult(
+            list(kept.values()),
+            requests_made,
+            fetched,
+            replayed,
+            duplicates,
+            filtered,
+            skipped_pages,
+        )
 
 
 def api_key() -> str | None:
@@ -284,9 +344,11 @@ class PexelsSource:
     def downloader(self) -> Downloader:
         if self._downloader is None:
             cfg = self.cfg
-            self._downloader = Downloader(cfg["download"],
-                                          (cfg["connect_timeout_s"], cfg["read_timeout_s"]),
-                                          (cfg["backoff_s"], cfg["backoff_max_s"]))
+            self._downloader = Downloader(
+                cfg["download"],
+                (cfg["connect_timeout_s"], cfg["read_timeout_s"]),
+                (cfg["backoff_s"], cfg["backoff_max_s"]),
+            )
         return self._downloader
 
     def crawl(self, client: PexelsClient | None = None) -> CrawlResult:
@@ -296,35 +358,42 @@ class PexelsSource:
 
     def catalogue(self) -> pd.DataFrame:
         if not self.key:
-            raise PexelsError(f"source.kind is 'pexels' but {KEY_ENV} is not set in the "
-                              "environment")
+            raise PexelsError(
+                f"source.kind is 'pexels' but {KEY_ENV} is not set in the environment"
+            )
         result = self.crawl()
         rows = []
         for video in result.videos:
-            pick = choose_rendition(video["video_files"], self.cfg["rendition_width"],
-                                    self.cfg["rendition_height"], self.cfg["file_types"])
+            pick = choose_rendition(
+                video["video_files"],
+                self.cfg["rendition_width"],
+                self.cfg["rendition_height"],
+                self.cfg["file_types"],
+            )
             assert pick is not None  # the crawl kept only videos with one
-            rows.append({
-                "video_id": f"pexels-{video['id']}",
-                "path": None,  # known once downloaded, in its shard's folder
-                "origin": "pexels",
-                "licence": self.cfg["licence"],
-                "author": video["author"],
-                "author_url": video["author_url"],
-                "page_url": video["url"],
-                "source_name": f"pexels-{video['id']}",
-                "pexels_id": int(video["id"]),
-                "pexels_width": video["width"],
-                "pexels_height": video["height"],
-                "pexels_duration": video["duration"],
-                "found_by": video["found_by"],
-                "rendition": f"{pick['quality']} {pick['width']}x{pick['height']} "
-                             f"{pick['file_type']} (file {pick['id']})",
-                "rendition_file_id": int(pick["id"]),
-                "rendition_width": pick["width"],
-                "rendition_height": pick["height"],
-                "rendition_url": pick["link"],
-            })
+            rows.append(
+                {
+                    "video_id": f"pexels-{video['id']}",
+                    "path": None,  # known once downloaded, in its shard's folder
+                    "origin": "pexels",
+                    "licence": self.cfg["licence"],
+                    "author": video["author"],
+                    "author_url": video["author_url"],
+                    "page_url": video["url"],
+                    "source_name": f"pexels-{video['id']}",
+                    "pexels_id": int(video["id"]),
+                    "pexels_width": video["width"],
+                    "pexels_height": video["height"],
+                    "pexels_duration": video["duration"],
+                    "found_by": video["found_by"],
+                    "rendition": f"{pick['quality']} {pick['width']}x{pick['height']} "
+                    f"{pick['file_type']} (file {pick['id']})",
+                    "rendition_file_id": int(pick["id"]),
+                    "rendition_width": pick["width"],
+                    "rendition_height": pick["height"],
+                    "rendition_url": pick["link"],
+                }
+            )
         return pd.DataFrame(rows, columns=[*CATALOGUE_COLUMNS, *PEXELS_COLUMNS])
 
     def local_path(self, row: dict[str, Any]) -> Path:

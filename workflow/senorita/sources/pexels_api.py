@@ -103,8 +103,11 @@ class Quota:
     reset: float | None = None  # epoch seconds
 
     def update(self, headers: Any) -> None:
-        for name, attr in (("X-Ratelimit-Limit", "limit"), ("X-Ratelimit-Remaining", "remaining"),
-                           ("X-Ratelimit-Reset", "reset")):
+        for name, attr in (
+            ("X-Ratelimit-Limit", "limit"),
+            ("X-Ratelimit-Remaining", "remaining"),
+            ("X-Ratelimit-Reset", "reset"),
+        ):
             value = headers.get(name)
             if value is None:
                 continue
@@ -200,8 +203,13 @@ class PexelsClient:
             self._pace()
             self.stats.requests += 1
             try:
-                resp = self.session.get(url, params=params, headers={"Authorization": self.key},
-                                        timeout=self.timeout, allow_redirects=False)
+                resp = self.session.get(
+                    url,
+                    params=params,
+                    headers={"Authorization": self.key},
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
                 body = resp.content  # reads it all: a truncated body raises here
             except TRANSIENT as err:
                 why = f"{type(err).__name__}: {redact(str(err), self.key)}"
@@ -212,8 +220,11 @@ class PexelsClient:
                     # Not the server's fault: wait for the reset, without spending a retry.
                     self.stats.rate_limited += 1
                     reset = self.quota.reset
-                    wait = (reset - self.wall()) if reset else backoff_delay(
-                        attempt, *self.backoff, self.rng)
+                    wait = (
+                        (reset - self.wall())
+                        if reset
+                        else backoff_delay(attempt, *self.backoff, self.rng)
+                    )
                     self._wait(max(wait, 0.0) + 0.05, f"{what}: HTTP 429 (rate limited)")
                     self.quota.remaining = None
                     if self.stats.rate_limited > 10 * (self.retries + 1):
@@ -267,15 +278,17 @@ def normalise_video(video: Any) -> tuple[dict[str, Any] | None, str | None]:
     for f in video["video_files"] if isinstance(video["video_files"], list) else []:
         if not isinstance(f, dict):
             continue
-        files.append({
-            "id": _int(f.get("id")),
-            "quality": f.get("quality"),
-            "file_type": f.get("file_type"),
-            "width": _int(f.get("width")),
-            "height": _int(f.get("height")),
-            "fps": f.get("fps") if isinstance(f.get("fps"), int | float) else None,
-            "link": f.get("link") if isinstance(f.get("link"), str) else None,
-        })
+        files.append(
+            {
+                "id": _int(f.get("id")),
+                "quality": f.get("quality"),
+                "file_type": f.get("file_type"),
+                "width": _int(f.get("width")),
+                "height": _int(f.get("height")),
+                "fps": f.get("fps") if isinstance(f.get("fps"), int | float) else None,
+                "link": f.get("link") if isinstance(f.get("link"), str) else None,
+            }
+        )
     try:
         width, height = int(video["width"]), int(video["height"])
         duration = float(video["duration"])

@@ -33,14 +33,26 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 PAGE_FAULTS = ("rate_limit", "server_error", "slow", "truncated", "malformed", "missing_fields")
-VIDEO_FAULTS = ("corrupt", "offsite", "truncated_once", "truncated_always", "missing",
-                "redirect_offsite")
+VIDEO_FAULTS = (
+    "corrupt",
+    "offsite",
+    "truncated_once",
+    "truncated_always",
+    "missing",
+    "redirect_offsite",
+)
 # Faults after which the video is still good (downloaded once, after a retry).
 RECOVERABLE_VIDEO_FAULTS = ("truncated_once",)
 
 
-def make_media(folder: Path, count: int = 3, width: int = 96, height: int = 64,
-               seconds: float = 3.0, fps: int = 24) -> list[Path]:
+def make_media(
+    folder: Path,
+    count: int = 3,
+    width: int = 96,
+    height: int = 64,
+    seconds: float = 3.0,
+    fps: int = 24,
+) -> list[Path]:
     """``count`` small distinct H.264 mp4 files made with ffmpeg's test sources."""
     folder.mkdir(parents=True, exist_ok=True)
     patterns = ["testsrc", "testsrc2", "smptebars", "rgbtestsrc", "smptehdbars", "pal75bars"]
@@ -50,9 +62,30 @@ def make_media(folder: Path, count: int = 3, width: int = 96, height: int = 64,
         if not path.exists():
             pattern = patterns[i % len(patterns)]
             src = f"{pattern}=size={width}x{height}:rate={fps}:duration={seconds}"
-            subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-                            "-f", "lavfi", "-i", src, "-c:v", "libx264", "-preset", "ultrafast",
-                            "-pix_fmt", "yuv420p", "-g", str(fps), str(path)], check=True)
+            subprocess.run(
+                [
+                    "ffmpeg",
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-nostdin",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    src,
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-g",
+                    str(fps),
+                    str(path),
+                ],
+                check=True,
+            )
         out.append(path)
     return out
 
@@ -75,16 +108,40 @@ class FakeVideo:
             w, h = (h, w) if portrait else (w, h)
             fid = self.id * 10 + k
             host = offsite or base
-            out.append({"id": fid, "quality": quality, "file_type": "video/mp4", "width": w,
-                        "height": h, "fps": 25.0,
-                        "link": f"{host}/video-files/{self.id}/{fid}.mp4"})
+            out.append(
+                {
+                    "id": fid,
+                    "quality": quality,
+                    "file_type": "video/mp4",
+                    "width": w,
+                    "height": h,
+                    "fps": 25.0,
+                    "link": f"{host}/video-files/{self.id}/{fid}.mp4",
+                }
+            )
         # Traps for the rendition choice: a webm and an HLS playlist.
-        out.append({"id": self.id * 10 + 7, "quality": "sd", "file_type": "video/webm",
-                    "width": 640, "height": 360, "fps": 25.0,
-                    "link": f"{base}/video-files/{self.id}/{self.id * 10 + 7}.webm"})
-        out.append({"id": self.id * 10 + 8, "quality": "hls", "file_type": "video/mp4",
-                    "width": None, "height": None, "fps": None,
-                    "link": f"{base}/video-files/{self.id}/playlist.m3u8"})
+        out.append(
+            {
+                "id": self.id * 10 + 7,
+                "quality": "sd",
+                "file_type": "video/webm",
+                "width": 640,
+                "height": 360,
+                "fps": 25.0,
+                "link": f"{base}/video-files/{self.id}/{self.id * 10 + 7}.webm",
+            }
+        )
+        out.append(
+            {
+                "id": self.id * 10 + 8,
+                "quality": "hls",
+                "file_type": "video/mp4",
+                "width": None,
+                "height": None,
+                "fps": None,
+                "link": f"{base}/video-files/{self.id}/playlist.m3u8",
+            }
+        )
         return out
 
 
@@ -109,8 +166,16 @@ def all_faults(videos: list[FakeVideo], seed: int = 0) -> Plan:
     good = sorted((v.id for v in videos if v.good), reverse=True)[:30]
     picks = rng.sample(good, 2 * len(VIDEO_FAULTS) + 1)
     video_faults = {vid: VIDEO_FAULTS[i % len(VIDEO_FAULTS)] for i, vid in enumerate(picks[:-1])}
-    page_faults = {2: "rate_limit", 3: "server_error", 4: "slow", 5: "truncated", 6: "malformed",
-                   7: "missing_fields", 9: "server_error", 10: "truncated"}
+    page_faults = {
+        2: "rate_limit",
+        3: "server_error",
+        4: "slow",
+        5: "truncated",
+        6: "malformed",
+        7: "missing_fields",
+        9: "server_error",
+        10: "truncated",
+    }
     return Plan(page_faults=page_faults, video_faults=video_faults, duplicate_id=picks[-1])
 
 
@@ -137,9 +202,16 @@ def fake_videos(count: int, seed: int = 0) -> list[FakeVideo]:
 class PexelsServer:
     """Run with ``start()`` (a background thread) or as a context manager."""
 
-    def __init__(self, media: list[Path], videos: list[FakeVideo], key: str,
-                 plan: Plan | None = None, host: str = "127.0.0.1", port: int = 0,
-                 quota: int = 20_000):
+    def __init__(
+        self,
+        media: list[Path],
+        videos: list[FakeVideo],
+        key: str,
+        plan: Plan | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        quota: int = 20_000,
+    ):
         self.media = [p.read_bytes() for p in media]
         self.videos = videos
         self.by_id = {v.id: v for v in videos}
@@ -175,23 +247,40 @@ class PexelsServer:
         def num(name: str, default: int) -> int:
             return int(q.get(name, default))
 
-        return [v for v in sorted(self.videos, key=lambda v: -v.id)
-                if v.width >= num("min_width", 0) and v.height >= num("min_height", 0)
-                and num("min_duration", 0) <= v.duration <= num("max_duration", 10**9)]
+        return [
+            v
+            for v in sorted(self.videos, key=lambda v: -v.id)
+            if v.width >= num("min_width", 0)
+            and v.height >= num("min_height", 0)
+            and num("min_duration", 0) <= v.duration <= num("max_duration", 10**9)
+        ]
 
     def video_json(self, v: FakeVideo) -> dict[str, Any]:
         fault = self.plan.video_faults.get(v.id)
         offsite = self.offsite if fault == "offsite" else None
         return {
-            "id": v.id, "width": v.width, "height": v.height, "duration": v.duration,
+            "id": v.id,
+            "width": v.width,
+            "height": v.height,
+            "duration": v.duration,
             "url": f"https://www.pexels.com/video/fake-clip-{v.id}/",
             "image": f"https://images.pexels.com/videos/{v.id}/preview.jpeg",
-            "full_res": None, "tags": [], "avg_color": None,
-            "user": {"id": v.id % 997, "name": f"Author {v.id % 997}",
-                     "url": f"https://www.pexels.com/@author-{v.id % 997}"},
+            "full_res": None,
+            "tags": [],
+            "avg_color": None,
+            "user": {
+                "id": v.id % 997,
+                "name": f"Author {v.id % 997}",
+                "url": f"https://www.pexels.com/@author-{v.id % 997}",
+            },
             "video_files": v.files(self.base, offsite),
-            "video_pictures": [{"id": v.id * 3, "nr": 0,
-                                "picture": f"https://images.pexels.com/videos/{v.id}/pic0.jpeg"}],
+            "video_pictures": [
+                {
+                    "id": v.id * 3,
+                    "nr": 0,
+                    "picture": f"https://images.pexels.com/videos/{v.id}/pic0.jpeg",
+                }
+            ],
         }
 
     # ---- requests ----------------------------------------------------------------------------
@@ -225,9 +314,15 @@ class PexelsServer:
 
         return Handler
 
-    def _send(self, h: BaseHTTPRequestHandler, status: int, body: bytes,
-              headers: dict[str, str] | None = None, truncate: bool = False,
-              ctype: str = "application/json") -> None:
+    def _send(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        truncate: bool = False,
+        ctype: str = "application/json",
+    ) -> None:
         h.send_response(status)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
@@ -245,9 +340,15 @@ class PexelsServer:
         endpoint = path.rstrip("/").rsplit("/", 1)[-1]
         page = int(q.get("page", 1))
         per_page = min(80, max(1, int(q.get("per_page", 15))))
-        entry: dict[str, Any] = {"kind": "api", "endpoint": endpoint, "query": q.get("query"),
-                                 "page": page, "per_page": per_page, "time": time.time(),
-                                 "auth_ok": h.headers.get("Authorization") == self.key}
+        entry: dict[str, Any] = {
+            "kind": "api",
+            "endpoint": endpoint,
+            "query": q.get("query"),
+            "page": page,
+            "per_page": per_page,
+            "time": time.time(),
+            "auth_ok": h.headers.get("Authorization") == self.key,
+        }
         ident = (endpoint, tuple(sorted((k, v) for k, v in q.items() if k != "page")), page)
         with self._lock:
             self.log.append(entry)
@@ -272,8 +373,11 @@ class PexelsServer:
         if self.plan.page_delay_s:
             time.sleep(self.plan.page_delay_s)
         reset = time.time() + (self.plan.reset_s if fault == "rate_limit" else 30 * 86400)
-        headers = {"X-Ratelimit-Limit": str(self.quota), "X-Ratelimit-Remaining": str(remaining),
-                   "X-Ratelimit-Reset": str(int(reset + 0.999))}
+        headers = {
+            "X-Ratelimit-Limit": str(self.quota),
+            "X-Ratelimit-Remaining": str(remaining),
+            "X-Ratelimit-Reset": str(int(reset + 0.999)),
+        }
         if fault == "rate_limit":
             entry["status"] = 429
             self._send(h, 429, b'{"error": "Rate limit exceeded"}', headers)
@@ -292,17 +396,23 @@ class PexelsServer:
             entry["status"] = 404
             self._send(h, 404, b'{"error": "not found"}', headers)
             return
-        chunk = hits[(page - 1) * per_page: page * per_page]
-        body: dict[str, Any] = {"page": page, "per_page": per_page, "total_results": len(hits),
-                                "url": f"https://www.pexels.com/search/{q.get('query', '')}/",
-                                "videos": [self.video_json(v) for v in chunk]}
+        chunk = hits[(page - 1) * per_page : page * per_page]
+        body: dict[str, Any] = {
+            "page": page,
+            "per_page": per_page,
+            "total_results": len(hits),
+            "url": f"https://www.pexels.com/search/{q.get('query', '')}/",
+            "videos": [self.video_json(v) for v in chunk],
+        }
         if page * per_page < len(hits):
             body["next_page"] = f"{self.base}{path}?{urlencode({**q, 'page': page + 1})}"
         if page > 1:
             body["prev_page"] = f"{self.base}{path}?{urlencode({**q, 'page': page - 1})}"
         if fault == "missing_fields":
-            body["videos"] = [{k: v for k, v in video.items() if k != "video_files"}
-                              if i % 2 == 0 else video for i, video in enumerate(body["videos"])]
+            body["videos"] = [
+                {k: v for k, v in video.items() if k != "video_files"} if i % 2 == 0 else video
+                for i, video in enumerate(body["videos"])
+            ]
             if page % 2:
                 del body["videos"]  # and some pages lack the list itself
         raw = json.dumps(body).encode()
@@ -366,11 +476,19 @@ class PexelsServer:
     def source_config(self, **overrides: Any) -> dict[str, Any]:
         """A ``source.pexels`` config section that points at this server."""
         cfg: dict[str, Any] = {
-            "api_base": self.base, "requests_per_hour": 1_000_000, "backoff_s": 0.05,
-            "backoff_max_s": 0.5, "read_timeout_s": 1.0, "connect_timeout_s": 1.0,
+            "api_base": self.base,
+            "requests_per_hour": 1_000_000,
+            "backoff_s": 0.05,
+            "backoff_max_s": 0.5,
+            "read_timeout_s": 1.0,
+            "connect_timeout_s": 1.0,
             "max_wait_s": 30,
-            "download": {"allowed_hosts": [f"127.0.0.1:{self.port}"], "allow_http": True,
-                         "workers": 4, "retries": 2},
+            "download": {
+                "allowed_hosts": [f"127.0.0.1:{self.port}"],
+                "allow_http": True,
+                "workers": 4,
+                "retries": 2,
+            },
         }
         for k, v in overrides.items():
             if k == "download":
@@ -385,8 +503,9 @@ def _orientation(v: FakeVideo) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--videos", type=int, default=400)
     parser.add_argument("--key", default=os.environ.get("PEXELS_API_KEY", "loopback-key"))
