@@ -14,10 +14,12 @@ rule operator_pairs:
         encode=as_json(config["encode"]),
         seed=config["seed"],
         dataset=DATASET,
+        max_words=config["instructions"]["max_words"],
     message:
         "Making {wildcards.task} pairs for shard {wildcards.shard}"
     shell:
         "senorita pairs --task {wildcards.task} --shard {wildcards.shard}"
         " --clips {input.clips} --videos {input.videos} --params {params.task:q}"
         " --seed {params.seed} --encode {params.encode:q} --dataset {params.dataset}"
+        " --max-words {params.max_words}"
         " --out {output.pairs} --rejects {output.rejects} 2> {log}"

@@ -129,3 +129,25 @@ def test_tables_carry_their_provenance(tmp_path):
         }
     }
     assert pd.read_parquet(tmp_path / "t.parquet")["a"].tolist() == [1, 2]
+
+
+def test_every_template_fits_the_default_word_limit_and_none_is_empty():
+    slots = {
+        "obj": "red car",
+        "attribute": "bright yellow",
+        "new": "wooden boat",
+        "style": "van gogh",
+    }
+    lengths = []
+    for task in TASKS:
+        for index in range(len(task.templates)):
+            rng = np.random.default_rng(0)
+            while True:  # find a seed that draws this template
+                text, template_id = draw_instruction(task.id, rng, max_words=12, **slots)
+                if template_id == f"{task.id}/{index}":
+                    break
+            assert text.strip() and len(text.split()) <= 12
+            lengths.append(len(text.split()))
+    assert 2 <= sum(lengths) / len(lengths) <= 8  # short, like Señorita-2M's ~4 words
+    with pytest.raises(ValueError, match="limit 3"):
+        draw_instruction("deblur", np.random.default_rng(5), max_words=3, obj="x")

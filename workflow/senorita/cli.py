@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--encode", type=_json, required=True, help="the config's encode section")
     p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
+    p.add_argument("--max-words", type=int, default=None, help="longest instruction allowed")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
 
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.clips,
                 args.out,
                 args.rejects,
+                max_words=args.max_words,
             )
         elif args.stage == "clips":
             from senorita.clips import clip_shard
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.dataset,
                 args.out,
                 args.rejects,
+                max_words=args.max_words,
             )
         elif args.stage == "manifest":
             from senorita.manifest import build_manifest

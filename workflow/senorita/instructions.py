@@ -7,8 +7,20 @@ import numpy as np
 from senorita.tasks import TASKS_BY_ID
 
 
-def draw_instruction(task_id: str, rng: np.random.Generator, **slots: str) -> tuple[str, str]:
-    """An instruction for one pair and the id of its template (``<task>/<index>``)."""
+def draw_instruction(
+    task_id: str, rng: np.random.Generator, max_words: int | None = None, **slots: str
+) -> tuple[str, str]:
+    """An instruction for one pair and the id of its template (``<task>/<index>``).
+
+    Raises ValueError when the filled template is empty or longer than ``max_words``: an
+    instruction the dataset must not carry (slots filled by a model can run long).
+    """
     templates = TASKS_BY_ID[task_id].templates
     index = int(rng.integers(len(templates)))
-    return templates[index].format(**slots), f"{task_id}/{index}"
+    text = " ".join(templates[index].format(**slots).split())
+    words = len(text.split())
+    if words == 0 or (max_words is not None and words > max_words):
+        raise ValueError(
+            f"instruction for {task_id} has {words} words (limit {max_words}): {text!r}"
+        )
+    return text, f"{task_id}/{index}"

@@ -73,6 +73,7 @@ def make_operator_pairs(
     dataset: Path,
     out: Path,
     rejects_out: Path,
+    max_words: int | None = None,
 ) -> pd.DataFrame:
     operator = OPERATORS[task]
     clip_table = pd.read_parquet(clips)
@@ -114,7 +115,7 @@ def make_operator_pairs(
                 }
             )
             continue
-        instruction, template_id = draw_instruction(task, rng)
+        instruction, template_id = draw_instruction(task, rng, max_words=max_words)
         video = video_table.loc[clip["video_id"]]
         row = {
             "pair_id": pair_id,
