@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from senorita.tasks import MAKERS
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# The tasks made by operators: the six every default run builds.
+OPERATOR_TASKS = [t for t, stage in MAKERS.items() if stage == "operator"]
 
 
 def snakemake(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import snakemake
+from conftest import OPERATOR_TASKS, snakemake
 
 
 @pytest.mark.parametrize(
@@ -35,12 +35,5 @@ def test_enabling_a_task_without_a_maker_is_refused(tmp_path):
 def test_default_config_plans_all_six_operator_tasks(tmp_path):
     proc = snakemake(tmp_path, "-n", "all")
     out = proc.stdout + proc.stderr
-    for task in [
-        "deblur",
-        "upscale",
-        "colorization",
-        "canny_to_video",
-        "outpainting",
-        "inpainting",
-    ]:
+    for task in OPERATOR_TASKS:
         assert f"dataset/{task}/manifest.parquet" in out

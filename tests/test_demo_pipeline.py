@@ -10,20 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import snakemake
+from conftest import OPERATOR_TASKS, snakemake
 from senorita.atomic import read_provenance
 from senorita.operators.canny import canny_edges
 from senorita.operators.cut import region_mask
 from senorita.video import probe, read_frames
-
-OPERATOR_TASKS = [
-    "deblur",
-    "upscale",
-    "colorization",
-    "canny_to_video",
-    "outpainting",
-    "inpainting",
-]
 
 
 def manifest(run, task) -> pd.DataFrame:

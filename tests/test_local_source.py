@@ -7,7 +7,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from conftest import snakemake
+from conftest import OPERATOR_TASKS, snakemake
 from senorita.sources.demo import generate_video
 
 
@@ -45,17 +45,7 @@ def test_bad_files_land_in_rejects_and_good_files_become_clips(messy_folder, tmp
     config = {
         "shards": 2,
         "source": {"kind": "local", "local": {"path": str(messy_folder)}},
-        "tasks": {
-            t: {"enabled": t == "colorization"}
-            for t in [
-                "deblur",
-                "upscale",
-                "colorization",
-                "canny_to_video",
-                "outpainting",
-                "inpainting",
-            ]
-        },
+        "tasks": {t: {"enabled": t == "colorization"} for t in OPERATOR_TASKS},
     }
     snakemake(tmp_path, "--cores", "2", "all", config=config)
     rejects = pd.read_parquet(tmp_path / "dataset" / "rejects.parquet")

@@ -11,16 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import snakemake
-
-OPERATOR_TASKS = [
-    "deblur",
-    "upscale",
-    "colorization",
-    "canny_to_video",
-    "outpainting",
-    "inpainting",
-]
+from conftest import OPERATOR_TASKS, snakemake
 
 
 @pytest.fixture(scope="module")
