@@ -20,7 +20,7 @@ from senorita.atomic import atomic_path, write_table
 from senorita.ids import stable_hash
 from senorita.ingest import REJECT_COLUMNS
 from senorita.journal import Journal, prune
-from senorita.video import FFMPEG, VideoError, probe, sha256_file
+from senorita.video import FFMPEG, X264_THREADS, VideoError, probe, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ def cut_clip(
                     pix_fmt="yuv420p",
                     crf=cfg["crf"],
                     preset=cfg["preset"],
+                    threads=X264_THREADS,
                     r=out_fps,
                     movflags="+faststart",
                     an=None,
