@@ -15,10 +15,12 @@ include: "rules/ingest.smk"
 include: "rules/clips.smk"
 include: "rules/pairs.smk"
 include: "rules/dataset.smk"
+include: "rules/devices.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.dataset_card.output.card,
         expand(rules.manifest.output.manifest, task=TASKS),
-    default_target: True
+        rules.device_report.output.report,

@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rejects", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects-out", type=Path, required=True)
+
+    p = sub.add_parser("device-report", help="record the GPUs this job was given and can use")
+    p.add_argument("--out", type=Path, required=True)
     return parser
 
 
@@ -108,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
             from senorita.card import build_card
 
             build_card(args.manifests, args.rejects, args.catalogue, args.out, args.rejects_out)
+        elif args.stage == "device-report":
+            from senorita.devices import write_device_report
+
+            report = write_device_report(args.out)
+            log.info("device report: nvidia-smi %s, torch CUDA %s, CUDA_VISIBLE_DEVICES=%s",
+                     report["nvidia_smi"]["available"], report["torch"].get("cuda_available"),
+                     report["environment"]["CUDA_VISIBLE_DEVICES"])
     except (OSError, ValueError) as err:
         log.error("%s failed: %s", args.stage, err)
         return 1
