@@ -4,11 +4,15 @@ rule clips:
     output:
         clips=f"{RESULTS}/clips/{{shard}}.parquet",
         rejects=f"{RESULTS}/clips/{{shard}}.rejects.parquet",
+    log:
+        f"{LOGS}/clips/{{shard}}.log",
+    group:
+        "shard"
+    conda:
+        "../envs/cpu.yaml"
     params:
         clips=as_json(config["clips"]),
         media=f"{RESULTS}/clips/{{shard}}",
-    log:
-        f"{LOGS}/clips/{{shard}}.log",
     message:
         "Cutting the clips of shard {wildcards.shard}"
     shell:

@@ -1,10 +1,16 @@
 rule manifest:
     input:
-        pairs=expand(rules.operator_pairs.output.pairs, shard=SHARDS, allow_missing=True),
+        pairs=expand(
+            rules.operator_pairs.output.pairs, shard=SHARDS, allow_missing=True
+        ),
     output:
         manifest=f"{DATASET}/{{task}}/manifest.parquet",
     log:
         f"{LOGS}/manifest/{{task}}.log",
+    group:
+        "dataset"
+    conda:
+        "../envs/cpu.yaml"
     message:
         "Writing the {wildcards.task} manifest"
     shell:
@@ -23,6 +29,10 @@ rule dataset_card:
         rejects=f"{DATASET}/rejects.parquet",
     log:
         f"{LOGS}/dataset_card.log",
+    group:
+        "dataset"
+    conda:
+        "../envs/cpu.yaml"
     message:
         "Writing the dataset card"
     shell:

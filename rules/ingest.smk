@@ -4,12 +4,16 @@ rule ingest:
     output:
         videos=f"{RESULTS}/ingest/{{shard}}.parquet",
         rejects=f"{RESULTS}/ingest/{{shard}}.rejects.parquet",
+    log:
+        f"{LOGS}/ingest/{{shard}}.log",
+    group:
+        "shard"
+    conda:
+        "../envs/cpu.yaml"
     params:
         source=as_json(config["source"]),
         ingest=as_json(config["ingest"]),
         clips=as_json(config["clips"]),
-    log:
-        f"{LOGS}/ingest/{{shard}}.log",
     message:
         "Probing the videos of shard {wildcards.shard}"
     shell:

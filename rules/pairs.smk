@@ -5,17 +5,21 @@ rule operator_pairs:
     output:
         pairs=f"{RESULTS}/pairs/{{task}}/{{shard}}.parquet",
         rejects=f"{RESULTS}/pairs/{{task}}/{{shard}}.rejects.parquet",
+    log:
+        f"{LOGS}/pairs/{{task}}/{{shard}}.log",
+    wildcard_constraints:
+        task="|".join(OPERATOR_TASKS) or "no-task",
+    group:
+        "shard"
+    conda:
+        "../envs/cpu.yaml"
     params:
         task=lambda wc: as_json(config["tasks"][wc.task]),
         encode=as_json(config["encode"]),
         seed=config["seed"],
         dataset=DATASET,
-    log:
-        f"{LOGS}/pairs/{{task}}/{{shard}}.log",
     message:
         "Making {wildcards.task} pairs for shard {wildcards.shard}"
-    wildcard_constraints:
-        task="|".join(OPERATOR_TASKS) or "no-task",
     shell:
         "senorita pairs --task {wildcards.task} --shard {wildcards.shard}"
         " --clips {input.clips} --videos {input.videos} --params {params.task:q}"

@@ -1,11 +1,13 @@
 rule catalogue:
     output:
         catalogue=f"{RESULTS}/sources/catalogue.parquet",
+    log:
+        f"{LOGS}/catalogue.log",
+    conda:
+        "../envs/cpu.yaml"
     params:
         source=as_json(config["source"]),
         shards=config["shards"],
-    log:
-        f"{LOGS}/catalogue.log",
     message:
         "Listing the {config[source][kind]} source's videos over {params.shards} shards"
     shell:
