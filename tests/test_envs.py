@@ -130,9 +130,12 @@ def test_no_default_profile():
     assert not (REPO / "profiles" / "default").exists()
 
 
-def test_lint_is_clean():
-    proc = subprocess.run([str(BIN / "snakemake"), "--lint", "-s", str(REPO / "Snakefile")],
-                          capture_output=True, text=True, cwd=REPO, timeout=300,
+@pytest.mark.parametrize("profile", [None, "slurm", "local"])
+def test_lint_is_clean(profile, tmp_path):
+    args = ["--profile", str(REPO / "profiles" / profile)] if profile else []
+    proc = subprocess.run([str(BIN / "snakemake"), "--lint", "-s", str(REPO / "Snakefile"), *args],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300,
                           env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Lints for" not in proc.stdout + proc.stderr
+    assert "good condition" in proc.stdout + proc.stderr
