@@ -1,12 +1,14 @@
 # make demo: the main job end to end on the embedded default (generated videos, CPU).
 # make test: the test suite. Both install what they need on first use.
+# make slurm-profile: install profiles/slurm as ~/.config/snakemake/slurm (docs/slurm.md).
+# make slurm-start / slurm-stop: a one-node SLURM on this machine, as root (for trying the profile).
 VENV := .venv
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
 CORES ?= 2
 
-.PHONY: setup browser demo test lint report clean
+.PHONY: setup browser demo test lint report clean slurm-profile slurm-start slurm-stop
 
 setup: $(STAMP)
 
@@ -35,6 +37,22 @@ lint: setup
 
 report: setup
 	snakemake --report report.zip
+
+# A link, not a copy: the installed profile follows this clone. An existing profile of the same
+# name that is not our link is left alone.
+SNAKEMAKE_PROFILES := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
+slurm-profile:
+	@mkdir -p $(SNAKEMAKE_PROFILES)
+	@if [ -e $(SNAKEMAKE_PROFILES)/slurm ] && [ ! -L $(SNAKEMAKE_PROFILES)/slurm ]; then \
+	  echo "$(SNAKEMAKE_PROFILES)/slurm exists and is not a link to this clone; move it away" >&2; exit 1; fi
+	ln -sfn $(CURDIR)/profiles/slurm $(SNAKEMAKE_PROFILES)/slurm
+	@echo "installed: snakemake --profile slurm all"
+
+slurm-start:
+	bash scripts/slurm/start.sh
+
+slurm-stop:
+	bash scripts/slurm/stop.sh
 
 clean:
 	rm -rf results dataset logs .snakemake report.zip

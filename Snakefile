@@ -17,6 +17,7 @@ include: "rules/clips.smk"
 include: "rules/pairs.smk"
 include: "rules/dataset.smk"
 include: "rules/report.smk"
+include: "rules/devices.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -34,3 +35,4 @@ rule all:
             rules.webdataset.output.shards,
             task=TASKS if config["export"]["webdataset"] else [],
         ),
+        rules.device_report.output.report,

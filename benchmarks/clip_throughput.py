@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from senorita.clips import cut_clip, detect_shots
-from senorita.video import probe, sha256_file
+from senorita.video import X264_THREADS, probe, sha256_file
 
 CFG = {
     "frames": 33,
@@ -90,6 +90,8 @@ def bare_ffmpeg(src: Path, dst: Path, start: int, fps: float) -> None:
             "-an",
             "-c:v",
             "libx264",
+            "-threads",
+            str(X264_THREADS),
             "-pix_fmt",
             "yuv420p",
             "-crf",

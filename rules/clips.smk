@@ -6,6 +6,10 @@ rule clips:
         rejects=CLIP_REJECTS,
     log:
         f"{LOGS}/clips/{{shard}}.log",
+    group:
+        "shard"
+    conda:
+        "../envs/cpu.yaml"
     params:
         clips=as_json(config["clips"]),
         media=f"{RESULTS}/clips/{{shard}}",

@@ -5,6 +5,10 @@ rule manifest:
         manifest=MANIFEST,
     log:
         f"{LOGS}/manifest/{{task}}.log",
+    group:
+        "dataset"
+    conda:
+        "../envs/cpu.yaml"
     params:
         # Patterns, not the file list: at thousands of shards the list would overflow the
         # kernel's 128 KiB limit on one argument (the shell command).
@@ -29,6 +33,10 @@ rule dataset_card:
         rejects=f"{DATASET}/rejects.parquet",
     log:
         f"{LOGS}/dataset_card.log",
+    group:
+        "dataset"
+    conda:
+        "../envs/cpu.yaml"
     params:
         rejects=lambda wc: [INGEST_REJECTS, CLIP_REJECTS, PAIR_REJECTS],
         shards=config["shards"],
@@ -48,6 +56,8 @@ rule webdataset:
         shards=directory(f"{DATASET}/webdataset/{{task}}"),
     log:
         f"{LOGS}/webdataset/{{task}}.log",
+    conda:
+        "../envs/cpu.yaml"
     params:
         dataset=DATASET,
     message:

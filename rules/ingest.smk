@@ -6,6 +6,10 @@ rule ingest:
         rejects=INGEST_REJECTS,
     log:
         f"{LOGS}/ingest/{{shard}}.log",
+    group:
+        "shard"
+    conda:
+        "../envs/cpu.yaml"
     params:
         source=as_json(config["source"]),
         ingest=as_json(config["ingest"]),

@@ -9,6 +9,10 @@ rule operator_pairs:
         f"{LOGS}/pairs/{{task}}/{{shard}}.log",
     wildcard_constraints:
         task="|".join(OPERATOR_TASKS) or "no-task",
+    group:
+        "shard"
+    conda:
+        "../envs/cpu.yaml"
     params:
         task=lambda wc: as_json(config["tasks"][wc.task]),
         encode=as_json(config["encode"]),

@@ -7,6 +7,8 @@ rule versions:
         ),
     log:
         f"{LOGS}/versions.log",
+    conda:
+        "../envs/cpu.yaml"
     params:
         config=as_json(config),
     message:
@@ -35,6 +37,8 @@ rule task_preview:
         ),
     log:
         f"{LOGS}/report/{{task}}.log",
+    conda:
+        "../envs/cpu.yaml"
     params:
         dataset=DATASET,
         pairs=config["report"]["sample_pairs"],
@@ -64,6 +68,8 @@ rule report_tables:
         ),
     log:
         f"{LOGS}/report/tables.log",
+    conda:
+        "../envs/cpu.yaml"
     message:
         "Tabulating pairs per task and rejects"
     shell:

@@ -3,6 +3,8 @@ rule catalogue:
         catalogue=CATALOGUE,
     log:
         f"{LOGS}/catalogue.log",
+    conda:
+        "../envs/cpu.yaml"
     params:
         source=as_json(config["source"]),
         shards=config["shards"],

@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects-out", type=Path, required=True)
+
     p = sub.add_parser("preview", help="contact sheet and animated preview of a task's pairs")
     p.add_argument("--manifest", type=Path, required=True)
     p.add_argument("--dataset", type=Path, required=True)
@@ -108,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("versions", help="the run's versions file: code, packages, config")
     p.add_argument("--config", type=_json, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("device-report", help="record the GPUs this job was given and can use")
     p.add_argument("--out", type=Path, required=True)
     return parser
 
@@ -191,6 +195,17 @@ def main(argv: list[str] | None = None) -> int:
 
             record = versions_record(args.config)
             write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", args.out)
+            build_card(args.manifests, args.rejects, args.catalogue, args.out, args.rejects_out)
+        elif args.stage == "device-report":
+            from senorita.devices import write_device_report
+
+            report = write_device_report(args.out)
+            log.info(
+                "device report: nvidia-smi %s, torch CUDA %s, CUDA_VISIBLE_DEVICES=%s",
+                report["nvidia_smi"]["available"],
+                report["torch"].get("cuda_available"),
+                report["environment"]["CUDA_VISIBLE_DEVICES"],
+            )
     except (OSError, ValueError) as err:
         log.error("%s failed: %s", args.stage, err)
         return 1

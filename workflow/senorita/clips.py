@@ -21,7 +21,7 @@ from senorita.ids import stable_hash
 from senorita.ingest import REJECT_COLUMNS
 from senorita.journal import Journal, prune
 from senorita.provenance import stage_provenance
-from senorita.video import FFMPEG, VideoError, sha256_file
+from senorita.video import FFMPEG, X264_THREADS, VideoError, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ def cut_clip(src: Path, dst: Path, start: int, cfg: dict[str, Any], src_fps: flo
                     pix_fmt="yuv420p",
                     crf=cfg["crf"],
                     preset=cfg["preset"],
+                    threads=X264_THREADS,
                     r=out_fps,
                     movflags="+faststart",
                     an=None,

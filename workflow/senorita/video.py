@@ -15,6 +15,10 @@ from senorita.atomic import atomic_path
 
 # Options must come before the first input for ffmpeg to honour them from the start.
 FFMPEG = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"]
+# x264's output bytes depend on its thread count, which by default follows the CPUs this process
+# may use (a SLURM job's allocation, a workstation's cores). A fixed count makes every encode give
+# the same bytes wherever it runs.
+X264_THREADS = 4
 
 
 class VideoError(RuntimeError):
@@ -147,6 +151,7 @@ def write_frames(
                     pix_fmt="yuv420p",
                     crf=crf,
                     preset=preset,
+                    threads=X264_THREADS,
                     movflags="+faststart",
                     r=rate,
                 )

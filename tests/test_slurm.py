@@ -1,0 +1,253 @@
+"""The slurm profile on a real one-node SLURM (scripts/slurm/start.sh), not a mock.
+
+One run of the embedded default through ``--profile profiles/slurm``, during which the first
+catalogue job is killed with scancel. Checked: the run completes; every rule ran inside a SLURM
+job (sacct, and each job's own log); the killed job was resubmitted with more memory; only the GPU
+rule got a GPU; and the outputs are byte for byte those of a local run.
+
+Skipped, with the reason, only where this machine cannot run the daemons (not root, no apt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import BIN, REPO
+
+pytestmark = pytest.mark.slow
+
+START = REPO / "scripts" / "slurm" / "start.sh"
+STOP = REPO / "scripts" / "slurm" / "stop.sh"
+ACCOUNT = "senorita"
+PARTITION = "debug"
+RUN_LIMIT_S = 420  # the run takes about 2 minutes on 2 cores
+
+
+def _cluster_up() -> bool:
+    if shutil.which("scontrol") is None:
+        return False
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    return ping.returncode == 0 and "UP" in ping.stdout
+
+
+def _stop() -> None:
+    proc = subprocess.run(["bash", str(STOP)], capture_output=True, text=True, timeout=300)
+    print(proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster() -> dict[str, str]:
+    """A running one-node cluster; stopped afterwards unless it was running before."""
+    was_up = _cluster_up()
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600)
+    if proc.returncode == 77:
+        reason = proc.stderr.strip().splitlines()[-1]
+        print(reason)
+        pytest.skip(reason)
+    try:
+        if proc.returncode != 0:
+            pytest.fail(f"start.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        print(f"cluster started in {time.monotonic() - t0:.0f}s: {proc.stderr.strip()}")
+        cpus = subprocess.run(
+            ["sinfo", "-h", "-N", "-n", "localhost", "-o", "%c"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()[0]
+        yield {"cpus": cpus}
+    finally:
+        if not was_up:
+            _stop()
+
+
+def _expected_jobs() -> Counter:
+    """Every job of the embedded default's DAG but the `all` target: rule plus wildcards."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    shards = [f"{i:05d}" for i in range(cfg["shards"])]
+    tasks = [t for t, section in cfg["tasks"].items() if section.get("enabled")]
+    jobs = ["catalogue:", "device_report:", "dataset_card:"]
+    jobs += [f"{rule}:shard={s}" for rule in ("ingest", "clips") for s in shards]
+    jobs += [f"operator_pairs:shard={s},task={t}" for s in shards for t in tasks]
+    jobs += [f"manifest:task={t}" for t in tasks]
+    return Counter(jobs)
+
+
+def _target_jobs(slurm_log: Path) -> set[str]:
+    """The Snakemake jobs a SLURM job was given (its --target-jobs), wildcards sorted."""
+    text = slurm_log.read_text()
+    match = re.search(r"--target-jobs (.*?) --", text)
+    assert match, f"{slurm_log} names no target jobs"
+    jobs = set()
+    for token in match.group(1).split():
+        rule, _, wildcards = token.partition(":")
+        jobs.add(f"{rule}:{','.join(sorted(wildcards.split(','))) if wildcards else ''}")
+    return jobs
+
+
+def _outputs(root: Path) -> dict[str, object]:
+    """Each output file: tables as records with the run folder cut out of their paths (sources
+    are recorded by absolute path), every other file by checksum."""
+    outputs: dict[str, object] = {}
+    for sub in ("results", "dataset"):
+        for path in sorted((root / sub).rglob("*")):
+            if not path.is_file() or path.name == "device_report.json":
+                continue
+            name = str(path.relative_to(root))
+            if path.suffix == ".parquet":
+                table = pd.read_parquet(path)
+                for col in table.columns:
+                    table[col] = table[col].map(
+                        lambda v: v.replace(f"{root}/", "") if isinstance(v, str) else v
+                    )
+                outputs[name] = table
+            else:
+                outputs[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return outputs
+
+
+def _cancel_first_running_catalogue(proc: subprocess.Popen, log: Path) -> str:
+    """Wait for the run's catalogue job to run, then kill it with scancel; its SLURM id."""
+    deadline = time.monotonic() + 180
+    run_id = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        if run_id is None:
+            found = re.search(r"SLURM run ID: (\S+)", log.read_text())
+            run_id = found.group(1) if found else None
+        if run_id is not None:
+            queue = subprocess.run(
+                ["squeue", "-h", "--name", run_id, "-o", "%i|%k|%T"], capture_output=True, text=True
+            ).stdout
+            for line in queue.splitlines():
+                job, comment, state = line.split("|")
+                if comment == "rule_catalogue" and state == "RUNNING":
+                    subprocess.run(["scancel", job], check=True)
+                    return job
+        time.sleep(0.2)
+    raise AssertionError(f"never saw the catalogue job running:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.timeout(1200)
+def test_slurm_profile_runs_every_rule_as_a_slurm_job(slurm_cluster, demo_run, tmp_path):
+    workdir = tmp_path / "slurm-run"
+    workdir.mkdir()
+    log = workdir / "snakemake.out"
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "SENORITA_SLURM_ACCOUNT": ACCOUNT,
+        "SENORITA_SLURM_PARTITION": PARTITION,
+        # A shard group's rules share one submission; it may not ask for more than the node has.
+        "SENORITA_SLURM_JOB_CORES": slurm_cluster["cpus"],
+    }
+    since = (datetime.now() - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    # timeout -k: the plugin can ignore SIGTERM while it waits on a job it cannot see.
+    cmd = [
+        "timeout",
+        "-k",
+        "20",
+        str(RUN_LIMIT_S),
+        str(BIN / "snakemake"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--slurm-keep-successful-logs",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "all",
+    ]
+    t0 = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            cancelled = _cancel_first_running_catalogue(proc, log)
+            rc = proc.wait(timeout=RUN_LIMIT_S + 60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    print(f"SLURM run: {time.monotonic() - t0:.0f}s")
+    assert rc == 0, f"snakemake --profile slurm exited {rc}:\n{log.read_text()[-6000:]}"
+    run_id = re.search(r"SLURM run ID: (\S+)", log.read_text()).group(1)
+
+    rows = subprocess.run(
+        [
+            "sacct",
+            "-X",
+            "-P",
+            "-n",
+            "-S",
+            since,
+            "--name",
+            run_id,
+            "--format=JobIDRaw,State,Comment,AllocTRES,ReqMem,Account,Partition",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    jobs = [
+        dict(
+            zip(
+                ["id", "state", "comment", "tres", "mem", "account", "partition"],
+                row.split("|"),
+                strict=True,
+            )
+        )
+        for row in rows
+    ]
+    assert jobs, "sacct lists no jobs for this run"
+    assert {(j["account"], j["partition"]) for j in jobs} == {(ACCOUNT, PARTITION)}
+
+    # The killed job failed as CANCELLED and its rule was resubmitted, with memory doubled.
+    killed = next(j for j in jobs if j["id"] == cancelled)
+    assert killed["state"].startswith("CANCELLED") and killed["comment"] == "rule_catalogue"
+    retried = [j for j in jobs if j["comment"] == "rule_catalogue" and j["state"] == "COMPLETED"]
+    assert len(retried) == 1, jobs
+    assert int(retried[0]["mem"].rstrip("M")) == 2 * int(killed["mem"].rstrip("M"))
+    assert all(j["state"] == "COMPLETED" for j in jobs if j is not killed), jobs
+
+    # Every job of the DAG ran, exactly once, inside a SLURM job that completed; grouping made
+    # fewer submissions than jobs.
+    ran: Counter = Counter()
+    for job in (j for j in jobs if j["state"] == "COMPLETED"):
+        (slurm_log,) = (workdir / "logs" / "slurm").glob(f"*/**/{job['id']}.log")
+        targets = _target_jobs(slurm_log)
+        text = slurm_log.read_text()
+        finished = set(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", text))
+        assert finished == {t.split(":")[0] for t in targets}, slurm_log
+        assert f"{len(targets)} of {len(targets)} steps (100%) done" in text, slurm_log
+        ran.update(targets)
+    assert ran == _expected_jobs()
+    assert len(jobs) - 1 < sum(ran.values())
+
+    # Only the GPU rule holds a GPU, and the job saw its allocation.
+    gpu_jobs = [j for j in jobs if "gres/gpu" in j["tres"]]
+    assert [j["comment"] for j in gpu_jobs] == ["rule_device_report"]
+    assert "gres/gpu=1" in gpu_jobs[0]["tres"].split(",")
+    report = yaml.safe_load((workdir / "results" / "device_report.json").read_text())
+    assert report["environment"]["SLURM_JOB_ID"] == gpu_jobs[0]["id"]
+    assert report["environment"]["SLURM_GPUS_ON_NODE"] == "1"
+
+    # Same tables, and the same videos byte for byte, as the local run.
+    local, slurm = _outputs(demo_run), _outputs(workdir)
+    assert any(name.endswith(".mp4") for name in local)
+    assert slurm.keys() == local.keys()
+    differ = [
+        n
+        for n, out in local.items()
+        if not (out.equals(slurm[n]) if isinstance(out, pd.DataFrame) else out == slurm[n])
+    ]
+    assert differ == []
