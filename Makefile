@@ -1,6 +1,6 @@
 # make demo: the main job end to end on the embedded default (generated videos, CPU).
 # make test: the test suite. Both install what they need on first use.
-# make slurm-profile: install profiles/slurm as ~/.config/snakemake/slurm (docs/slurm.md).
+# make slurm-profile: install profiles/slurm as ~/.config/snakemake/slurm (README: Running on SLURM).
 # make slurm-start / slurm-stop: a one-node SLURM on this machine, as root (for trying the profile).
 VENV := .venv
 STAMP := $(VENV)/.installed

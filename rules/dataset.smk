@@ -59,7 +59,8 @@ rule webdataset:
     conda:
         "../envs/cpu.yaml"
     params:
-        dataset=DATASET,
+        # The dataset root, from the manifest's path (<dataset>/<task>/manifest.parquet).
+        dataset=lambda wc, input: Path(input.manifest).parent.parent,
     message:
         "Exporting the {wildcards.task} pairs as WebDataset tar shards"
     shell:

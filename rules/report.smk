@@ -40,7 +40,8 @@ rule task_preview:
     conda:
         "../envs/cpu.yaml"
     params:
-        dataset=DATASET,
+        # The dataset root, from the manifest's path (<dataset>/<task>/manifest.parquet).
+        dataset=lambda wc, input: Path(input.manifest).parent.parent,
         pairs=config["report"]["sample_pairs"],
     message:
         "Drawing sample {wildcards.task} pairs for the report"

@@ -151,3 +151,10 @@ def test_every_template_fits_the_default_word_limit_and_none_is_empty():
     assert 2 <= sum(lengths) / len(lengths) <= 8  # short, like Señorita-2M's ~4 words
     with pytest.raises(ValueError, match="limit 3"):
         draw_instruction("deblur", np.random.default_rng(5), max_words=3, obj="x")
+
+
+def test_every_subcommand_has_a_handler():
+    from senorita.cli import HANDLERS, _parser
+
+    subcommands = next(a for a in _parser()._actions if a.dest == "stage").choices
+    assert set(subcommands) == set(HANDLERS)

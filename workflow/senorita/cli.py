@@ -116,6 +116,120 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# One handler per subcommand. Imports stay inside so that `senorita <stage>` loads only what that
+# stage needs (torch for a model stage, not for the card).
+
+
+def _catalogue(args: argparse.Namespace) -> None:
+    from senorita.catalogue import build_catalogue
+
+    build_catalogue(args.source, args.shards, args.out)
+
+
+def _ingest(args: argparse.Namespace) -> None:
+    from senorita.ingest import ingest_shard
+
+    ingest_shard(
+        args.catalogue, args.shard, args.source, args.params, args.clips, args.out, args.rejects
+    )
+
+
+def _clips(args: argparse.Namespace) -> None:
+    from senorita.clips import clip_shard
+
+    clip_shard(args.videos, args.shard, args.params, args.out, args.rejects, args.media)
+
+
+def _pairs(args: argparse.Namespace) -> None:
+    from senorita.pairs import make_operator_pairs
+
+    make_operator_pairs(
+        args.task,
+        args.shard,
+        args.clips,
+        args.videos,
+        args.params,
+        args.seed,
+        args.encode,
+        args.dataset,
+        args.out,
+        args.rejects,
+        max_words=args.max_words,
+    )
+
+
+def _manifest(args: argparse.Namespace) -> None:
+    from senorita.manifest import build_manifest
+
+    build_manifest(expand_shards([args.pattern], args.shards, []), args.out)
+
+
+def _card(args: argparse.Namespace) -> None:
+    from senorita.card import build_card
+
+    tasks = [t for t in args.tasks.split(",") if t]
+    rejects = expand_shards(args.rejects, args.shards, tasks)
+    build_card(args.manifests, rejects, args.catalogue, args.out, args.rejects_out)
+
+
+def _preview(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from senorita.preview import animated_preview, contact_sheet
+
+    manifest = pd.read_parquet(args.manifest)
+    contact_sheet(manifest, args.dataset, args.sheet, pairs=args.pairs)
+    animated_preview(manifest, args.dataset, args.gif)
+
+
+def _summary(args: argparse.Namespace) -> None:
+    from senorita.summary import pairs_per_task, rejects_by_reason, write_html
+
+    write_html(pairs_per_task(args.manifests), "Pairs per task", args.pairs_out)
+    write_html(rejects_by_reason(args.rejects), "Rejected inputs", args.rejects_out)
+
+
+def _webdataset(args: argparse.Namespace) -> None:
+    from senorita.export import export_task
+
+    export_task(args.manifest, args.dataset, args.out)
+
+
+def _versions(args: argparse.Namespace) -> None:
+    from senorita.atomic import write_text
+    from senorita.provenance import versions_record
+
+    record = versions_record(args.config)
+    write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", args.out)
+
+
+def _device_report(args: argparse.Namespace) -> None:
+    from senorita.devices import write_device_report
+
+    report = write_device_report(args.out)
+    logging.getLogger("senorita").info(
+        "device report: nvidia-smi %s, torch CUDA %s, CUDA_VISIBLE_DEVICES=%s",
+        report["nvidia_smi"]["available"],
+        report["torch"].get("cuda_available"),
+        report["environment"]["CUDA_VISIBLE_DEVICES"],
+    )
+
+
+HANDLERS = {
+    "catalogue": _catalogue,
+    "ingest": _ingest,
+    "clips": _clips,
+    "pairs": _pairs,
+    "manifest": _manifest,
+    "card": _card,
+    "preview": _preview,
+    "summary": _summary,
+    "webdataset": _webdataset,
+    "versions": _versions,
+    "device-report": _device_report,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -123,91 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    log = logging.getLogger("senorita")
     try:
-        if args.stage == "catalogue":
-            from senorita.catalogue import build_catalogue
-
-            build_catalogue(args.source, args.shards, args.out)
-        elif args.stage == "ingest":
-            from senorita.ingest import ingest_shard
-
-            ingest_shard(
-                args.catalogue,
-                args.shard,
-                args.source,
-                args.params,
-                args.clips,
-                args.out,
-                args.rejects,
-                max_words=args.max_words,
-            )
-        elif args.stage == "clips":
-            from senorita.clips import clip_shard
-
-            clip_shard(args.videos, args.shard, args.params, args.out, args.rejects, args.media)
-        elif args.stage == "pairs":
-            from senorita.pairs import make_operator_pairs
-
-            make_operator_pairs(
-                args.task,
-                args.shard,
-                args.clips,
-                args.videos,
-                args.params,
-                args.seed,
-                args.encode,
-                args.dataset,
-                args.out,
-                args.rejects,
-                max_words=args.max_words,
-            )
-        elif args.stage == "manifest":
-            from senorita.manifest import build_manifest
-
-            build_manifest(expand_shards([args.pattern], args.shards, []), args.out)
-        elif args.stage == "card":
-            from senorita.card import build_card
-
-            tasks = [t for t in args.tasks.split(",") if t]
-            rejects = expand_shards(args.rejects, args.shards, tasks)
-            build_card(args.manifests, rejects, args.catalogue, args.out, args.rejects_out)
-        elif args.stage == "preview":
-            import pandas as pd
-
-            from senorita.preview import animated_preview, contact_sheet
-
-            manifest = pd.read_parquet(args.manifest)
-            contact_sheet(manifest, args.dataset, args.sheet, pairs=args.pairs)
-            animated_preview(manifest, args.dataset, args.gif)
-        elif args.stage == "summary":
-            from senorita.summary import pairs_per_task, rejects_by_reason, write_html
-
-            write_html(pairs_per_task(args.manifests), "Pairs per task", args.pairs_out)
-            write_html(rejects_by_reason(args.rejects), "Rejected inputs", args.rejects_out)
-        elif args.stage == "webdataset":
-            from senorita.export import export_task
-
-            export_task(args.manifest, args.dataset, args.out)
-        elif args.stage == "versions":
-            from senorita.atomic import write_text
-            from senorita.provenance import versions_record
-
-            record = versions_record(args.config)
-            write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", args.out)
-            build_card(args.manifests, args.rejects, args.catalogue, args.out, args.rejects_out)
-        elif args.stage == "device-report":
-            from senorita.devices import write_device_report
-
-            report = write_device_report(args.out)
-            log.info(
-                "device report: nvidia-smi %s, torch CUDA %s, CUDA_VISIBLE_DEVICES=%s",
-                report["nvidia_smi"]["available"],
-                report["torch"].get("cuda_available"),
-                report["environment"]["CUDA_VISIBLE_DEVICES"],
-            )
-    except (OSError, ValueError) as err:
-        log.error("%s failed: %s", args.stage, err)
+        HANDLERS[args.stage](args)
+    except (OSError, ValueError) as err:  # bad input: one clear line; anything else: a traceback
+        logging.getLogger("senorita").error("%s failed: %s", args.stage, err)
         return 1
     return 0
 
