@@ -5,8 +5,6 @@ rule manifest:
         manifest=MANIFEST,
     log:
         f"{LOGS}/manifest/{{task}}.log",
-    group:
-        "dataset"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -33,8 +31,6 @@ rule dataset_card:
         rejects=f"{DATASET}/rejects.parquet",
     log:
         f"{LOGS}/dataset_card.log",
-    group:
-        "dataset"
     conda:
         "../envs/cpu.yaml"
     params:
