@@ -3,6 +3,7 @@
 #   sources  -> catalogue of videos, each assigned to a shard   (rules/sources.smk)
 #   ingest   -> per shard: probe, accept or reject each video   (rules/ingest.smk)
 #   clips    -> per shard: shot-aware 33-frame clips            (rules/clips.smk)
+#   control  -> per shard: depth, HED, scribble maps per clip   (rules/control.smk)
 #   pairs    -> per task and shard: source/target pairs         (rules/pairs.smk)
 #   dataset  -> per task manifest, dataset card, rejects        (rules/dataset.smk)
 #
@@ -13,6 +14,7 @@ include: "rules/common.smk"
 include: "rules/sources.smk"
 include: "rules/ingest.smk"
 include: "rules/clips.smk"
+include: "rules/control.smk"
 include: "rules/pairs.smk"
 include: "rules/dataset.smk"
 

@@ -5,13 +5,13 @@ rule manifest:
         manifest=MANIFEST,
     log:
         f"{LOGS}/manifest/{{task}}.log",
-    message:
-        "Writing the {wildcards.task} manifest"
     params:
         # Patterns, not the file list: at thousands of shards the list would overflow the
         # kernel's 128 KiB limit on one argument (the shell command).
         pairs=lambda wc: PAIRS.replace("{task}", wc.task),
         shards=config["shards"],
+    message:
+        "Writing the {wildcards.task} manifest"
     shell:
         "senorita manifest --out {output.manifest} --shards {params.shards}"
         " --pattern {params.pairs:q} 2> {log}"
@@ -23,18 +23,20 @@ rule dataset_card:
         manifests=expand(MANIFEST, task=TASKS),
         rejects=expand(INGEST_REJECTS, shard=SHARDS)
         + expand(CLIP_REJECTS, shard=SHARDS)
-        + expand(PAIR_REJECTS, task=TASKS, shard=SHARDS),
+        + expand(PAIR_REJECTS, task=TASKS, shard=SHARDS)
+        + (expand(CONTROL_REJECTS, shard=SHARDS) if CONTROL_KINDS else []),
     output:
         card=f"{DATASET}/README.md",
         rejects=f"{DATASET}/rejects.parquet",
     log:
         f"{LOGS}/dataset_card.log",
-    message:
-        "Writing the dataset card"
     params:
-        rejects=lambda wc: [INGEST_REJECTS, CLIP_REJECTS, PAIR_REJECTS],
+        rejects=lambda wc: [INGEST_REJECTS, CLIP_REJECTS, PAIR_REJECTS]
+        + ([CONTROL_REJECTS] if CONTROL_KINDS else []),
         shards=config["shards"],
         tasks=",".join(TASKS),
+    message:
+        "Writing the dataset card"
     shell:
         "senorita card --catalogue {input.catalogue} --manifests {input.manifests}"
         " --shards {params.shards} --tasks {params.tasks} --rejects {params.rejects:q}"

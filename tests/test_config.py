@@ -32,7 +32,7 @@ def test_enabling_a_task_without_a_maker_is_refused(tmp_path):
     assert "tasks.object_removal.enabled" in proc.stderr + proc.stdout
 
 
-def test_default_config_plans_all_six_operator_tasks(tmp_path):
+def test_default_config_plans_the_operator_and_detector_tasks(tmp_path):
     proc = snakemake(tmp_path, "-n", "all")
     out = proc.stdout + proc.stderr
     for task in [
@@ -42,5 +42,11 @@ def test_default_config_plans_all_six_operator_tasks(tmp_path):
         "canny_to_video",
         "outpainting",
         "inpainting",
+        "depth_to_video",
+        "depth_detection",
+        "hed_to_video",
+        "hed_detection",
+        "scribble_to_video",
+        "scribble_detection",
     ]:
         assert f"dataset/{task}/manifest.parquet" in out
