@@ -12,6 +12,7 @@ from snakemake.utils import validate
 
 from conftest import REPO
 from senorita.models import FAMILIES_FOR_KIND, ModelSpec, resolve_device, resolve_dtype
+from senorita.models.captioner import Captioner
 from senorita.models.depth import DepthEstimator, normalise_clip
 from senorita.models.hed import WIDTHS, ControlNetHED, HedDetector
 from senorita.models.tiny import FAMILIES, build_tiny_models
@@ -136,3 +137,21 @@ def test_hed_loads_its_checkpoint_and_gives_edges_in_unit_range(tiny):
 def test_a_missing_local_model_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         HedDetector.load(spec("hed", tmp_path / "nowhere" / "hed.pth"))
+
+
+def test_captioner_round_trips_and_captions_a_batch(tiny, tmp_path):
+    captioner = Captioner.load(spec("captioner", tiny["captioner"], options={"min_new_tokens": 3}))
+    images = list(frames(t=3, h=48, w=80))
+    captions = captioner(images)
+    assert len(captions) == 3 and all(isinstance(c, str) and c for c in captions)
+    captioner.model.save_pretrained(tmp_path / "again")
+    captioner.processor.save_pretrained(tmp_path / "again")
+    again = Captioner.load(spec("captioner", tmp_path / "again", options={"min_new_tokens": 3}))
+    assert again(images) == captions
+    # Batching does not change greedy captions.
+    single = Captioner(
+        captioner.model,
+        captioner.processor,
+        spec("captioner", tiny["captioner"], batch_size=1, options={"min_new_tokens": 3}),
+    )
+    assert single(images) == captions

@@ -6,7 +6,9 @@ dtypes, file formats and code paths are the real ones.
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 from pathlib import Path
 
 import torch
@@ -15,7 +17,7 @@ from senorita.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("depth", "hed")
+FAMILIES = ("depth", "hed", "captioner")
 
 
 def build_depth(out: Path) -> Path:
@@ -80,7 +82,85 @@ def build_hed(out: Path) -> Path:
     return path
 
 
-BUILDERS = {"depth": build_depth, "hed": build_hed}
+def tiny_byte_tokenizer():
+    """A byte-level BPE tokenizer with no merges (every byte one token), like OPT's in format."""
+    from transformers import GPT2Tokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    specials = ["</s>", "<pad>", "<unk>"]
+    vocab = {t: i for i, t in enumerate([*specials, *bytes_to_unicode().values()])}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        (Path(tmp) / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+        return GPT2Tokenizer(
+            str(Path(tmp) / "vocab.json"),
+            str(Path(tmp) / "merges.txt"),
+            bos_token="</s>",
+            eos_token="</s>",
+            unk_token="<unk>",
+            pad_token="<pad>",
+        )
+
+
+def build_captioner(out: Path) -> Path:
+    """BLIP-2 (1-layer ViT, Q-Former and OPT, 16 wide, 4 query tokens) with its processor."""
+    from transformers import (
+        Blip2Config,
+        Blip2ForConditionalGeneration,
+        Blip2Processor,
+        BlipImageProcessor,
+        OPTConfig,
+    )
+
+    tokenizer = tiny_byte_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    tokenizer.image_token = "<image>"
+    vocab = len(tokenizer)
+    text = OPTConfig(
+        vocab_size=vocab,
+        hidden_size=16,
+        num_hidden_layers=1,
+        ffn_dim=32,
+        num_attention_heads=2,
+        word_embed_proj_dim=16,
+        max_position_embeddings=64,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config = Blip2Config(
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        qformer_config={
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "encoder_hidden_size": 16,
+            "vocab_size": vocab,
+        },
+        text_config=text.to_dict(),
+        num_query_tokens=4,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    model = Blip2ForConditionalGeneration(config)
+    processor = Blip2Processor(
+        image_processor=BlipImageProcessor(size={"height": 32, "width": 32}),
+        tokenizer=tokenizer,
+        num_query_tokens=4,
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+BUILDERS = {"depth": build_depth, "hed": build_hed, "captioner": build_captioner}
 
 
 def build_tiny_models(out: Path, families: tuple[str, ...] = FAMILIES, seed: int = 0) -> dict:
