@@ -50,3 +50,14 @@ def test_default_config_plans_the_operator_and_detector_tasks(tmp_path):
         "scribble_detection",
     ]:
         assert f"dataset/{task}/manifest.parquet" in out
+
+
+def test_tiny_models_are_built_only_when_the_registry_points_at_them(tmp_path):
+    building = "Building tiny random models"  # the rule's message (the tmp path names the rule)
+    assert building in snakemake(tmp_path / "tiny", "-n", "all").stdout
+    real = {
+        "depth": {"id": "depth-anything/Depth-Anything-V2-Small-hf"},
+        "hed": {"id": "lllyasviel/Annotators"},
+    }
+    proc = snakemake(tmp_path / "real", "-n", "all", config={"models": real})
+    assert building not in proc.stdout and "control_maps" in proc.stdout
