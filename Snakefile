@@ -3,6 +3,7 @@
 #   sources  -> catalogue of videos, each assigned to a shard   (rules/sources.smk)
 #   ingest   -> per shard: probe, accept or reject each video   (rules/ingest.smk)
 #   clips    -> per shard: shot-aware 33-frame clips            (rules/clips.smk)
+#   captions -> per shard: a BLIP-2 caption per clip            (rules/captions.smk)
 #   control  -> per shard: depth, HED, scribble maps per clip   (rules/control.smk)
 #   pairs    -> per task and shard: source/target pairs         (rules/pairs.smk)
 #   dataset  -> per task manifest, dataset card, rejects        (rules/dataset.smk)
@@ -14,6 +15,7 @@ include: "rules/common.smk"
 include: "rules/sources.smk"
 include: "rules/ingest.smk"
 include: "rules/clips.smk"
+include: "rules/captions.smk"
 include: "rules/control.smk"
 include: "rules/pairs.smk"
 include: "rules/dataset.smk"
@@ -24,3 +26,4 @@ rule all:
     input:
         rules.dataset_card.output.card,
         expand(rules.manifest.output.manifest, task=TASKS),
+        expand(CAPTIONS, shard=SHARDS) if config["captions"]["enabled"] else [],

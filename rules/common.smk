@@ -54,6 +54,8 @@ MANIFEST = f"{DATASET}/{{task}}/manifest.parquet"
 CONTROL = f"{RESULTS}/control/{{shard}}.parquet"
 CONTROL_REJECTS = f"{RESULTS}/control/{{shard}}.rejects.parquet"
 TINY_MODELS = f"{RESULTS}/models/tiny"
+CAPTIONS = f"{RESULTS}/captions/{{shard}}.parquet"
+CAPTION_REJECTS = f"{RESULTS}/captions/{{shard}}.rejects.parquet"
 
 
 wildcard_constraints:

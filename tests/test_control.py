@@ -246,3 +246,50 @@ def test_a_clip_without_a_map_is_a_recorded_reject(shard, tmp_path):
     assert list(df["clip_id"]) == ["clip0"]
     assert len(rejects) == 1 and "no depth map" in rejects["reason"].iloc[0]
     assert Path(tmp_path / "pairs.parquet").exists()
+
+
+def test_captions_are_short_and_fit_clips_token_limit(shard, tmp_path):
+    from senorita.captions import caption_shard, choose_caption, fit_clip_tokens, sample_indices
+
+    tiny = build_tiny_models(tmp_path / "tiny", ("captioner", "clip"))
+    models = {
+        "captioner": {
+            "id": str(tiny["captioner"]),
+            "revision": None,
+            "dtype": "auto",
+            "device": "cpu",
+            "batch_size": 2,
+            "max_new_tokens": 12,
+            "min_new_tokens": 3,
+            "prompt": None,
+        },
+        "clip": {
+            "id": str(tiny["clip"]),
+            "revision": None,
+            "dtype": "auto",
+            "device": "cpu",
+            "batch_size": 1,
+        },
+    }
+    cfg = {"enabled": True, "frames": 3, "max_clip_tokens": 77, "resources": {}}
+    df = caption_shard(
+        shard["clips"], 0, cfg, models, tmp_path / "captions.parquet", tmp_path / "rejects.parquet"
+    )
+    assert len(df) == 2 and (df["caption"].str.len() > 0).all()
+    assert (df["clip_tokens"] <= 77).all() and df["clip_tokens"].max() > 2
+    assert all(len(f) == 3 for f in df["frame_captions"])
+    assert [list(i) for i in df["frame_indices"]] == [[1, 4, 7]] * 2
+    # The helpers: even sampling, majority with a middle tie-break, and the token fit.
+    assert sample_indices(33, 1) == [16] and sample_indices(33, 3) == [5, 16, 27]
+    assert choose_caption(["a cat", "a dog", "a dog"]) == "a dog"
+    assert choose_caption(["a cat", "a dog", "a bird"]) == "a dog"
+    assert choose_caption(["", ""]) == ""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny["clip"])
+    long = "a very long caption " * 20  # the tiny tokenizer has one token per character
+    text, n, truncated = fit_clip_tokens(long, tokenizer, 77)
+    assert truncated and n <= 77 and long.startswith(text) and len(text) > 40
+    word, n, truncated = fit_clip_tokens("x" * 100, tokenizer, 77)  # one overlong "word"
+    assert truncated and n <= 77 and word and set(word) == {"x"}
+    assert fit_clip_tokens("a dog", tokenizer, 77) == ("a dog", 6, False)  # a</w> d o g</w> + 2

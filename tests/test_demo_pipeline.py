@@ -244,3 +244,16 @@ def test_control_maps_have_the_claimed_values(demo_run):
             # normalisation would stretch every frame to 0..255 and flicker).
             assert luma.min() <= 5 and luma.max() >= 250
             assert (luma.max(axis=1) >= 250).sum() < 33 / 2
+
+
+def test_every_clip_has_a_caption_within_clips_token_limit(demo_run):
+    catalogue = pd.read_parquet(demo_run / "results/sources/catalogue.parquet")
+    captions = pd.concat(
+        pd.read_parquet(p)
+        for p in sorted((demo_run / "results/captions").glob("*.parquet"))
+        if not p.name.endswith("rejects.parquet")
+    )
+    assert len(captions) == len(catalogue) and captions["clip_id"].is_unique
+    assert (captions["caption"].str.len() > 0).all()
+    assert (captions["clip_tokens"] <= 77).all()
+    assert (captions["model"] == "results/models/tiny/captioner").all()

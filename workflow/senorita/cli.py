@@ -72,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
 
+    p = sub.add_parser("captions", help="caption one shard's clips (BLIP-2)")
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--params", type=_json, required=True, help="the config's captions section")
+    p.add_argument("--models", type=_json, required=True, help="the config's models section")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
     p = sub.add_parser("control", help="make one shard's control maps (depth, HED, scribble)")
     p.add_argument("--clips", type=Path, required=True)
     p.add_argument("--shard", type=int, required=True)
@@ -161,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.out,
                 args.rejects,
             )
+        elif args.stage == "captions":
+            from senorita.captions import caption_shard
+
+            caption_shard(args.clips, args.shard, args.params, args.models, args.out, args.rejects)
         elif args.stage == "control":
             from senorita.control import control_shard
 

@@ -17,7 +17,7 @@ from senorita.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("depth", "hed", "captioner")
+FAMILIES = ("depth", "hed", "captioner", "clip")
 
 
 def build_depth(out: Path) -> Path:
@@ -160,7 +160,26 @@ def build_captioner(out: Path) -> Path:
     return out
 
 
-BUILDERS = {"depth": build_depth, "hed": build_hed, "captioner": build_captioner}
+def build_clip(out: Path) -> Path:
+    """CLIP's tokenizer (byte-level, no merges, 77-token limit); the model comes with the filter."""
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    tokens = ["<|startoftext|>", "<|endoftext|>", *chars, *(c + "</w>" for c in chars)]
+    tokenizer = CLIPTokenizer(
+        vocab={t: i for i, t in enumerate(tokens)}, merges=[], model_max_length=77
+    )
+    tokenizer.save_pretrained(out)
+    return out
+
+
+BUILDERS = {
+    "depth": build_depth,
+    "hed": build_hed,
+    "captioner": build_captioner,
+    "clip": build_clip,
+}
 
 
 def build_tiny_models(out: Path, families: tuple[str, ...] = FAMILIES, seed: int = 0) -> dict:
