@@ -58,6 +58,9 @@ def test_tiny_models_are_built_only_when_the_registry_points_at_them(tmp_path):
     real = {
         "depth": {"id": "depth-anything/Depth-Anything-V2-Small-hf"},
         "hed": {"id": "lllyasviel/Annotators"},
+        "captioner": {"id": "Salesforce/blip2-opt-2.7b"},
+        "clip": {"id": "openai/clip-vit-large-patch14"},
     }
     proc = snakemake(tmp_path / "real", "-n", "all", config={"models": real})
-    assert building not in proc.stdout and "control_maps" in proc.stdout
+    assert building not in proc.stdout
+    assert "control_maps" in proc.stdout and "Captioning" in proc.stdout

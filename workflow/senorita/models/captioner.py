@@ -1,7 +1,7 @@
 """Captions with BLIP-2 (transformers ``Blip2ForConditionalGeneration``), batched over frames.
 
-Only the loader and the batched generation call live here; the captions stage (frame sampling
-and the CLIP 77-token check) is not built yet.
+The loader and the batched generation call; frame sampling and the CLIP 77-token fit are the
+captions stage's (``senorita.captions``).
 """
 
 from __future__ import annotations
