@@ -3,6 +3,8 @@
 #   sources  -> catalogue of videos, each assigned to a shard   (rules/sources.smk)
 #   ingest   -> per shard: probe, accept or reject each video   (rules/ingest.smk)
 #   clips    -> per shard: shot-aware 33-frame clips            (rules/clips.smk)
+#   captions -> per shard: a BLIP-2 caption per clip            (rules/captions.smk)
+#   control  -> per shard: depth, HED, scribble maps per clip   (rules/control.smk)
 #   pairs    -> per task and shard: source/target pairs         (rules/pairs.smk)
 #   dataset  -> per task manifest, dataset card, rejects        (rules/dataset.smk)
 #   report   -> versions file, sample pictures, summary tables  (rules/report.smk)
@@ -14,6 +16,8 @@ include: "rules/common.smk"
 include: "rules/sources.smk"
 include: "rules/ingest.smk"
 include: "rules/clips.smk"
+include: "rules/captions.smk"
+include: "rules/control.smk"
 include: "rules/pairs.smk"
 include: "rules/dataset.smk"
 include: "rules/report.smk"
@@ -36,3 +40,4 @@ rule all:
             task=TASKS if config["export"]["webdataset"] else [],
         ),
         rules.device_report.output.report,
+        expand(CAPTIONS, shard=SHARDS) if config["captions"]["enabled"] else [],

@@ -6,8 +6,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from senorita.config import config_errors
-
-from senorita.tasks import MAKERS, enabled_tasks
+from senorita.models import families_for
+from senorita.tasks import MAKERS, TASKS_BY_ID, enabled_tasks
 
 min_version("9.0")
 
@@ -29,6 +29,18 @@ DATASET = config["paths"]["dataset"]
 LOGS = config["paths"]["logs"]
 SHARDS = [f"{i:05d}" for i in range(config["shards"])]
 OPERATOR_TASKS = [t for t in TASKS if MAKERS[t] == "operator"]
+CONTROL_TASKS = [t for t in TASKS if MAKERS[t] == "control"]
+# Control-map kinds the enabled tasks need (their "control:<kind>" needs in the task registry),
+# and the model families that make them.
+CONTROL_KINDS = sorted(
+    {
+        n.split(":", 1)[1]
+        for t in TASKS
+        for n in TASKS_BY_ID[t].needs
+        if n.startswith("control:")
+    }
+)
+CONTROL_FAMILIES = families_for(CONTROL_KINDS)
 
 # Paths that gather rules expand over all shards, named once here. Gather rules use these plain
 # patterns rather than rules.<name>.output: Snakemake hashes a rule-output list once per file in
@@ -39,6 +51,11 @@ CLIP_REJECTS = f"{RESULTS}/clips/{{shard}}.rejects.parquet"
 PAIRS = f"{RESULTS}/pairs/{{task}}/{{shard}}.parquet"
 PAIR_REJECTS = f"{RESULTS}/pairs/{{task}}/{{shard}}.rejects.parquet"
 MANIFEST = f"{DATASET}/{{task}}/manifest.parquet"
+CONTROL = f"{RESULTS}/control/{{shard}}.parquet"
+CONTROL_REJECTS = f"{RESULTS}/control/{{shard}}.rejects.parquet"
+TINY_MODELS = f"{RESULTS}/models/tiny"
+CAPTIONS = f"{RESULTS}/captions/{{shard}}.parquet"
+CAPTION_REJECTS = f"{RESULTS}/captions/{{shard}}.rejects.parquet"
 
 
 wildcard_constraints:
@@ -59,3 +76,15 @@ if config["source"]["kind"] == "pexels" and not os.environ.get("PEXELS_API_KEY")
         "Get a key at https://www.pexels.com/api/ and `export PEXELS_API_KEY=...` before running "
         "(it is read from the environment only, never from the config)."
     )
+
+
+def tiny_model_inputs(families):
+    """The tiny-model folder, when a model the job loads lives in it (the embedded default)."""
+    inside = os.path.normpath(TINY_MODELS) + os.sep
+    ids = [os.path.normpath(config["models"][f]["id"]) + os.sep for f in families]
+    return [TINY_MODELS] if any(i.startswith(inside) for i in ids) else []
+
+
+def gpus(families):
+    """GPUs a model job asks for: one unless every model it loads is pinned to the CPU."""
+    return int(any(config["models"][f]["device"] != "cpu" for f in families))

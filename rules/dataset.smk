@@ -25,7 +25,13 @@ rule dataset_card:
         manifests=expand(MANIFEST, task=TASKS),
         rejects=expand(INGEST_REJECTS, shard=SHARDS)
         + expand(CLIP_REJECTS, shard=SHARDS)
-        + expand(PAIR_REJECTS, task=TASKS, shard=SHARDS),
+        + expand(PAIR_REJECTS, task=TASKS, shard=SHARDS)
+        + (expand(CONTROL_REJECTS, shard=SHARDS) if CONTROL_KINDS else [])
+        + (
+            expand(CAPTION_REJECTS, shard=SHARDS)
+            if config["captions"]["enabled"]
+            else []
+        ),
     output:
         card=f"{DATASET}/README.md",
         rejects=f"{DATASET}/rejects.parquet",
@@ -34,7 +40,9 @@ rule dataset_card:
     conda:
         "../envs/cpu.yaml"
     params:
-        rejects=lambda wc: [INGEST_REJECTS, CLIP_REJECTS, PAIR_REJECTS],
+        rejects=lambda wc: [INGEST_REJECTS, CLIP_REJECTS, PAIR_REJECTS]
+        + ([CONTROL_REJECTS] if CONTROL_KINDS else [])
+        + ([CAPTION_REJECTS] if config["captions"]["enabled"] else []),
         shards=config["shards"],
         tasks=",".join(TASKS),
     message:

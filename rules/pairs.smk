@@ -27,3 +27,30 @@ rule operator_pairs:
         " --seed {params.seed} --encode {params.encode:q} --dataset {params.dataset}"
         " --max-words {params.max_words}"
         " --out {output.pairs} --rejects {output.rejects} 2> {log}"
+
+
+rule control_pairs:
+    input:
+        clips=rules.clips.output.clips,
+        videos=rules.ingest.output.videos,
+        control=rules.control_maps.output.maps,
+    output:
+        pairs=PAIRS,
+        rejects=PAIR_REJECTS,
+    log:
+        f"{LOGS}/pairs/{{task}}/{{shard}}.log",
+    wildcard_constraints:
+        task="|".join(CONTROL_TASKS) or "no-task",
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        task=lambda wc: as_json(config["tasks"][wc.task]),
+        seed=config["seed"],
+        dataset=DATASET,
+    message:
+        "Making {wildcards.task} pairs for shard {wildcards.shard} from its control maps"
+    shell:
+        "senorita control-pairs --task {wildcards.task} --shard {wildcards.shard}"
+        " --clips {input.clips} --videos {input.videos} --control {input.control}"
+        " --params {params.task:q} --seed {params.seed} --dataset {params.dataset}"
+        " --out {output.pairs} --rejects {output.rejects} 2> {log}"

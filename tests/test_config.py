@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import OPERATOR_TASKS, snakemake
+from conftest import snakemake
+from senorita.tasks import MAKERS
 
 
 @pytest.mark.parametrize(
@@ -32,8 +33,22 @@ def test_enabling_a_task_without_a_maker_is_refused(tmp_path):
     assert "tasks.object_removal.enabled" in proc.stderr + proc.stdout
 
 
-def test_default_config_plans_all_six_operator_tasks(tmp_path):
+def test_default_config_plans_the_operator_and_detector_tasks(tmp_path):
     proc = snakemake(tmp_path, "-n", "all")
     out = proc.stdout + proc.stderr
-    for task in OPERATOR_TASKS:
+    for task in [t for t, stage in MAKERS.items() if stage in ("operator", "control")]:
         assert f"dataset/{task}/manifest.parquet" in out
+
+
+def test_tiny_models_are_built_only_when_the_registry_points_at_them(tmp_path):
+    building = "Building tiny random models"  # the rule's message (the tmp path names the rule)
+    assert building in snakemake(tmp_path / "tiny", "-n", "all").stdout
+    real = {
+        "depth": {"id": "depth-anything/Depth-Anything-V2-Small-hf"},
+        "hed": {"id": "lllyasviel/Annotators"},
+        "captioner": {"id": "Salesforce/blip2-opt-2.7b"},
+        "clip": {"id": "openai/clip-vit-large-patch14"},
+    }
+    proc = snakemake(tmp_path / "real", "-n", "all", config={"models": real})
+    assert building not in proc.stdout
+    assert "control_maps" in proc.stdout and "Captioning" in proc.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import cv2
@@ -182,3 +183,75 @@ def test_rebuilding_one_task_reruns_only_its_jobs(demo_run, tmp_path):
         .drop(columns="code_version")
         .equals(manifest(demo_run, "deblur").drop(columns="code_version"))
     )
+
+
+DETECTOR_TASKS = [
+    "depth_to_video",
+    "depth_detection",
+    "hed_to_video",
+    "hed_detection",
+    "scribble_to_video",
+    "scribble_detection",
+]
+
+
+def control_maps(run) -> pd.DataFrame:
+    return pd.concat(
+        pd.read_parquet(p)
+        for p in sorted((run / "results/control").glob("*.parquet"))
+        if not p.name.endswith("rejects.parquet")
+    )
+
+
+def test_every_detector_task_pairs_each_clip_with_its_map(demo_run):
+    catalogue = pd.read_parquet(demo_run / "results/sources/catalogue.parquet")
+    maps = control_maps(demo_run)
+    assert set(maps["kind"]) == {"depth", "hed", "scribble"}
+    for task in DETECTOR_TASKS:
+        kind = task.split("_")[0]
+        df = manifest(demo_run, task)
+        assert len(df) == len(catalogue), task
+        for row in df.to_dict("records"):
+            src = demo_run / "dataset" / row["source_path"]
+            tgt = demo_run / "dataset" / row["target_path"]
+            assert src.name == f"{row['pair_id']}_org.mp4" and tgt.name == f"{row['pair_id']}.mp4"
+            assert src.parent == tgt.parent == demo_run / "dataset" / task / f"{row['shard']:05d}"
+            s, t = probe(src), probe(tgt)
+            assert s.frames == t.frames == row["frames"] == 33
+            assert (s.height, s.width) == (t.height, t.width) == (336, 592)
+            cmap = maps[(maps["clip_id"] == row["clip_id"]) & (maps["kind"] == kind)].iloc[0]
+            map_side = tgt if task.endswith("_detection") else src
+            assert os.path.samefile(map_side, demo_run / cmap["path"])
+            model = "results/models/tiny/" + ("depth" if kind == "depth" else "hed")
+            assert row["maker"] == f"model:{kind}:{model}@local"
+            assert json.loads(row["params"])["model"] == model
+            assert row["instruction"] and row["template_id"].startswith(task + "/")
+
+
+def test_control_maps_have_the_claimed_values(demo_run):
+    maps = control_maps(demo_run)
+    for row in maps.to_dict("records"):
+        video = read_frames(demo_run / row["path"]).astype(int)
+        assert video.shape == (33, 336, 592, 3)
+        assert np.abs(video[..., 0] - video[..., 2]).max() <= 3  # gray
+        luma = video[..., 0].reshape(33, -1)
+        if row["kind"] == "scribble":
+            assert np.mean((luma < 48) | (luma > 207)) > 0.95  # binary up to H.264 noise
+        if row["kind"] == "depth":
+            # Normalised once per clip: the clip spans 0..255, but most frames do not (per-frame
+            # normalisation would stretch every frame to 0..255 and flicker).
+            assert luma.min() <= 5 and luma.max() >= 250
+            assert (luma.max(axis=1) >= 250).sum() < 33 / 2
+
+
+def test_every_clip_has_a_caption_within_clips_token_limit(demo_run):
+    catalogue = pd.read_parquet(demo_run / "results/sources/catalogue.parquet")
+    captions = pd.concat(
+        pd.read_parquet(p)
+        for p in sorted((demo_run / "results/captions").glob("*.parquet"))
+        if not p.name.endswith("rejects.parquet")
+    )
+    assert len(captions) == len(catalogue) and captions["clip_id"].is_unique
+    assert (captions["caption"].str.len() > 0).all()
+    assert (captions["clip_tokens"] <= 77).all()
+    assert (captions["model"] == "results/models/tiny/captioner").all()

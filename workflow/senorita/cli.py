@@ -73,6 +73,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
 
+    p = sub.add_parser("captions", help="caption one shard's clips (BLIP-2)")
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--params", type=_json, required=True, help="the config's captions section")
+    p.add_argument("--models", type=_json, required=True, help="the config's models section")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
+    p = sub.add_parser("control", help="make one shard's control maps (depth, HED, scribble)")
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--kinds", required=True, help="comma-separated: depth,hed,scribble,canny")
+    p.add_argument("--params", type=_json, required=True, help="the config's control section")
+    p.add_argument("--models", type=_json, required=True, help="the config's models section")
+    p.add_argument("--encode", type=_json, required=True, help="the config's encode section")
+    p.add_argument("--media", type=Path, required=True, help="folder for the map videos")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
+    p = sub.add_parser("control-pairs", help="make one detector task's pairs for one shard")
+    p.add_argument("--task", required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--videos", type=Path, required=True)
+    p.add_argument("--control", type=Path, required=True, help="the shard's control-map table")
+    p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
+    p = sub.add_parser("tiny-models", help="build tiny random models of every family (CPU demo)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--families", default=None, help="comma-separated; default: all")
+
     p = sub.add_parser("manifest", help="gather a task's shard tables into its manifest")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--shards", type=int, required=True)
@@ -215,6 +250,52 @@ def _device_report(args: argparse.Namespace) -> None:
     )
 
 
+def _captions(args: argparse.Namespace) -> None:
+    from senorita.captions import caption_shard
+
+    caption_shard(args.clips, args.shard, args.params, args.models, args.out, args.rejects)
+
+
+def _control(args: argparse.Namespace) -> None:
+    from senorita.control import control_shard
+
+    control_shard(
+        args.clips,
+        args.shard,
+        [k for k in args.kinds.split(",") if k],
+        args.params,
+        args.models,
+        args.encode,
+        args.media,
+        args.out,
+        args.rejects,
+    )
+
+
+def _control_pairs(args: argparse.Namespace) -> None:
+    from senorita.pairs import make_control_pairs
+
+    make_control_pairs(
+        args.task,
+        args.shard,
+        args.clips,
+        args.videos,
+        args.control,
+        args.params,
+        args.seed,
+        args.dataset,
+        args.out,
+        args.rejects,
+    )
+
+
+def _tiny_models(args: argparse.Namespace) -> None:
+    from senorita.models.tiny import FAMILIES, build_tiny_models
+
+    families = tuple(args.families.split(",")) if args.families else FAMILIES
+    build_tiny_models(args.out, families)
+
+
 HANDLERS = {
     "catalogue": _catalogue,
     "ingest": _ingest,
@@ -227,6 +308,10 @@ HANDLERS = {
     "webdataset": _webdataset,
     "versions": _versions,
     "device-report": _device_report,
+    "captions": _captions,
+    "control": _control,
+    "control-pairs": _control_pairs,
+    "tiny-models": _tiny_models,
 }
 
 

@@ -165,3 +165,104 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+# Detector tasks: the control-map kind each one pairs with the clip, and whether the map is the
+# target (detection: video -> map) or the source (to_video: map -> video).
+CONTROL_TASKS: dict[str, tuple[str, bool]] = {
+    "depth_detection": ("depth", True),
+    "depth_to_video": ("depth", False),
+    "hed_detection": ("hed", True),
+    "hed_to_video": ("hed", False),
+    "scribble_detection": ("scribble", True),
+    "scribble_to_video": ("scribble", False),
+}
+
+
+def make_control_pairs(
+    task: str,
+    shard: int,
+    clips: Path,
+    videos: Path,
+    control: Path,
+    task_cfg: dict[str, Any],
+    seed: int,
+    dataset: Path,
+    out: Path,
+    rejects_out: Path,
+) -> pd.DataFrame:
+    """Pairs of a detector task from the shard's control maps (no model runs here).
+
+    Both videos already exist (the clip and its map); the pair files are hard links to them.
+    """
+    kind, map_is_target = CONTROL_TASKS[task]
+    clip_table = pd.read_parquet(clips)
+    video_table = pd.read_parquet(videos).set_index("video_id")
+    maps = pd.read_parquet(control)
+    maps = maps[maps["kind"] == kind].set_index("clip_id")
+    media = dataset / task / f"{shard:05d}"
+    media.mkdir(parents=True, exist_ok=True)
+    journal = Journal(out)
+    rows, rejects = [], []
+    for clip in clip_table.to_dict("records"):
+        pair_seed = derive_seed(seed, task, clip["clip_id"])
+        rng = np.random.default_rng(pair_seed)
+        if rng.random() >= task_cfg["clip_fraction"]:
+            continue
+        pair_id = stable_hash("pair", task, clip["clip_id"])
+        src, tgt = media / f"{pair_id}_org.mp4", media / f"{pair_id}.mp4"
+        if (done := journal.get(pair_id, src, tgt)) is not None:
+            rows.append(done)
+            continue
+        if clip["clip_id"] not in maps.index:
+            rejects.append(
+                {
+                    "video_id": clip["video_id"],
+                    "shard": shard,
+                    "stage": f"pairs:{task}",
+                    "path": clip["path"],
+                    "reason": f"no {kind} map for this clip (see the control stage's rejects)",
+                }
+            )
+            continue
+        cmap = maps.loc[clip["clip_id"]]
+        source, target = (clip["path"], cmap["path"])
+        if not map_is_target:
+            source, target = target, source
+        link_or_copy(source, src)
+        link_or_copy(target, tgt)
+        instruction, template_id = draw_instruction(task, rng)
+        video = video_table.loc[clip["video_id"]]
+        params = json.loads(cmap["params"])
+        row = {
+            "pair_id": pair_id,
+            "task": task,
+            "instruction": instruction,
+            "template_id": template_id,
+            "source_path": src.relative_to(dataset).as_posix(),
+            "target_path": tgt.relative_to(dataset).as_posix(),
+            "clip_id": clip["clip_id"],
+            "video_id": clip["video_id"],
+            "shard": shard,
+            "source_height": int(cmap["height"] if not map_is_target else clip["height"]),
+            "source_width": int(cmap["width"] if not map_is_target else clip["width"]),
+            "target_height": int(cmap["height"] if map_is_target else clip["height"]),
+            "target_width": int(cmap["width"] if map_is_target else clip["width"]),
+            "frames": int(clip["frames"]),
+            "fps": float(clip["fps"]),
+            "maker": f"model:{kind}:{params.get('model')}@{params.get('revision') or 'local'}",
+            "params": json.dumps({"kind": kind, **params}, sort_keys=True),
+            "seed": pair_seed,
+            "code_version": code_version(),
+            **{f: _plain(video.get(f)) for f in VIDEO_FIELDS},
+        }
+        journal.record(pair_id, row)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out)
+    write_table(df, out)
+    journal.finish()
+    keep = {Path(p).name for p in (*df["source_path"], *df["target_path"])}
+    prune(media, keep)
+    log.info("%s shard %d: %d pairs (%d rejects)", task, shard, len(df), len(rejects))
+    return df

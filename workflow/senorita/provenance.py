@@ -19,6 +19,9 @@ PACKAGES = [
     "scenedetect-headless",
     "snakemake",
     "torch",
+    "transformers",
+    "huggingface_hub",
+    "safetensors",
 ]
 
 

@@ -103,6 +103,12 @@ MAKERS: dict[str, str] = {
     "canny_to_video": "operator",
     "outpainting": "operator",
     "inpainting": "operator",
+    "depth_to_video": "control",
+    "depth_detection": "control",
+    "hed_to_video": "control",
+    "hed_detection": "control",
+    "scribble_to_video": "control",
+    "scribble_detection": "control",
 }
 
 
