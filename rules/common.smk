@@ -54,6 +54,7 @@ MANIFEST = f"{DATASET}/{{task}}/manifest.parquet"
 CONTROL = f"{RESULTS}/control/{{shard}}.parquet"
 CONTROL_REJECTS = f"{RESULTS}/control/{{shard}}.rejects.parquet"
 TINY_MODELS = f"{RESULTS}/models/tiny"
+FILTER_SCORES = f"{RESULTS}/filters/{{task}}/scores.parquet"
 
 
 wildcard_constraints:

@@ -1,6 +1,7 @@
 rule manifest:
     input:
         pairs=expand(PAIRS, shard=SHARDS, allow_missing=True),
+        scores=FILTER_SCORES,
     output:
         manifest=MANIFEST,
     log:
@@ -10,11 +11,13 @@ rule manifest:
         # kernel's 128 KiB limit on one argument (the shell command).
         pairs=lambda wc: PAIRS.replace("{task}", wc.task),
         shards=config["shards"],
+        thresholds=lambda wc: as_json(config["filters"]["tasks"][wc.task]),
     message:
         "Writing the {wildcards.task} manifest"
     shell:
         "senorita manifest --out {output.manifest} --shards {params.shards}"
-        " --pattern {params.pairs:q} 2> {log}"
+        " --pattern {params.pairs:q} --scores {input.scores}"
+        " --thresholds {params.thresholds:q} 2> {log}"
 
 
 rule dataset_card:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from senorita.atomic import write_table, write_text
+from senorita.filters import card_lines as filter_card_lines
 from senorita.ingest import REJECT_COLUMNS
 from senorita.provenance import code_version
 from senorita.tasks import TASKS
@@ -62,7 +63,8 @@ def build_card(
                 f"| {task.number} | {task.id} | {task.source} → {task.target} | "
                 f"{counts[task.id]} | {share:.1%} | {task.share:.1%} |"
             )
-    lines += ["", "## Licences", ""]
+    lines += ["", *filter_card_lines(manifests)]
+    lines += ["## Licences", ""]
     lines += [f"- {lic}: {n} pairs" for lic, n in sorted(licences.items())] or ["- none"]
     lines += ["", "## Rejected inputs", ""]
     if len(rejects):
