@@ -120,7 +120,11 @@ def _prompt(row: dict[str, Any], column: str) -> str | None:
 
 
 class PairScorer:
-    """Scores of one pair from its decoded frames; CLIP text embeddings cached per prompt."""
+    """Scores of one pair from its decoded frames; CLIP text embeddings cached per prompt.
+
+    ``prepare`` (technical checks, frame sampling, CLIP preprocessing) is thread-safe and runs in
+    the decoding threads; ``score`` runs the model.
+    """
 
     def __init__(self, embedder, frames: int, frozen_diff: float):
         self.embedder = embedder
@@ -133,19 +137,26 @@ class PairScorer:
             self._texts[prompt] = self.embedder.texts([prompt])[0]
         return self._texts[prompt]
 
-    def __call__(
-        self,
-        source: np.ndarray,
-        target: np.ndarray,
-        source_prompt: str | None = None,
-        target_prompt: str | None = None,
-    ) -> dict[str, Any]:
-        scores: dict[str, Any] = quality_scores(target, self.frozen_diff)
+    def prepare(self, source: np.ndarray, target: np.ndarray) -> dict[str, Any]:
         # The same number of frames from each video, at the same relative times.
         n = min(self.frames, len(source), len(target))
         src_idx, tgt_idx = sample_indices(len(source), n), sample_indices(len(target), n)
-        emb = self.embedder.images([*source[src_idx], *target[tgt_idx]])
+        return {
+            "quality": quality_scores(target, self.frozen_diff),
+            "pixels": self.embedder.preprocess([*source[src_idx], *target[tgt_idx]]),
+            "frames": n,
+        }
+
+    def score(
+        self,
+        prepared: dict[str, Any],
+        source_prompt: str | None = None,
+        target_prompt: str | None = None,
+    ) -> dict[str, Any]:
+        n = prepared["frames"]
+        emb = self.embedder.embed_pixels(prepared["pixels"])
         src_emb, tgt_emb = emb[:n], emb[n:]
+        scores: dict[str, Any] = dict(prepared["quality"])
         scores["clip_image"] = float(np.mean(np.sum(src_emb * tgt_emb, axis=1)))
         scores["clip_text"] = scores["clip_directional"] = None
         if target_prompt is not None:
@@ -160,12 +171,21 @@ class PairScorer:
         scores["scored_frames"] = int(n)
         return scores
 
+    def __call__(
+        self,
+        source: np.ndarray,
+        target: np.ndarray,
+        source_prompt: str | None = None,
+        target_prompt: str | None = None,
+    ) -> dict[str, Any]:
+        return self.score(self.prepare(source, target), source_prompt, target_prompt)
+
 
 def _ahead(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
     """``map(fn, items)`` in order, with up to ``2 × workers`` items decoded ahead in threads.
 
-    Decoding (ffmpeg subprocesses) is the bottleneck of scoring; threads keep the model fed while
-    holding only a few decoded videos in memory.
+    Decoding (ffmpeg subprocesses) and CLIP's preprocessing are the slow parts of scoring, not the
+    model; threads keep the model fed while holding only a few decoded videos in memory.
     """
     items = iter(items)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -186,24 +206,20 @@ def score_pairs(
     """Score rows of a pair table (paths relative to ``dataset``); an unreadable pair's row
     carries the error instead of scores."""
 
-    def load(row: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, str | None]:
+    def load(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
         try:
-            return (
-                row,
-                read_frames(dataset / row["source_path"]),
-                read_frames(dataset / row["target_path"]),
-                None,
-            )
+            source = read_frames(dataset / row["source_path"])
+            target = read_frames(dataset / row["target_path"])
         except VideoError as err:
-            return row, None, None, str(err)
+            return row, None, str(err)
+        return row, scorer.prepare(source, target), None
 
     out = []
-    for row, source, target, error in _ahead(load, pairs.to_dict("records"), workers):
+    for row, prepared, error in _ahead(load, pairs.to_dict("records"), workers):
         result: dict[str, Any] = {"pair_id": row["pair_id"], "score_model": model}
-        if error is None:
-            result.update(
-                scorer(source, target, _prompt(row, "source_prompt"), _prompt(row, "target_prompt"))
-            )
+        if prepared is not None:
+            prompts = _prompt(row, "source_prompt"), _prompt(row, "target_prompt")
+            result.update(scorer.score(prepared, *prompts))
         result["score_error"] = error
         out.append({c: result.get(c) for c in SCORE_COLUMNS})
     return out
