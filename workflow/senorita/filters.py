@@ -66,7 +66,6 @@ SCORES: dict[str, str] = {
     "clip_image": "similarity",
 }
 SCORE_COLUMNS = ["pair_id", *SCORES, "scored_frames", "score_model", "score_error"]
-FILTER_COLUMNS = [*SCORES, "scored_frames", "score_model", "kept", "filter_reason"]
 PROMPT_COLUMNS = ["source_prompt", "target_prompt"]
 
 # Luma at or beyond these counts as clipped. Not exactly 0 and 255: H.264's limited range and
@@ -218,6 +217,8 @@ def score_pairs(
             target = read_frames(dataset / row["target_path"])
         except VideoError as err:
             return row, None, str(err)
+        if not len(source) or not len(target):
+            return row, None, "a video of the pair has no frames"
         return row, scorer.prepare(source, target), None
 
     out = []
@@ -275,7 +276,10 @@ def score_task(
         journal.record(key, {"digest": digest, "settings": settings, "rows": shard_rows})
         rows += shard_rows
         log.info("%s shard %s: %d pairs scored", task, key, len(shard_rows))
-    df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    # Typed columns (a null score is NaN), so a task without prompts still has float text scores.
+    df = pd.DataFrame(rows, columns=SCORE_COLUMNS).astype(
+        {**dict.fromkeys(SCORES, "float64"), "scored_frames": "Int64"}
+    )
     write_table(df, out)
     journal.finish()
     failed = int(df["score_error"].notna().sum())
