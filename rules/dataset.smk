@@ -1,6 +1,7 @@
 rule manifest:
     input:
-        pairs=expand(PAIRS, shard=SHARDS, allow_missing=True),
+        # The shard pair tables (read through the pattern below) come in through the scores job,
+        # whose input they are: listing them here too would double their share of DAG planning.
         scores=FILTER_SCORES,
     output:
         manifest=MANIFEST,
