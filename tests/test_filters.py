@@ -21,6 +21,7 @@ from senorita.filters import (
     apply_filters,
     judge,
     parse_bounds,
+    pass_rates,
     quality_scores,
     sample_indices,
     score_task,
@@ -281,6 +282,20 @@ def test_pairs_built_to_fail_are_kept_with_the_reason(synthetic, tmp_path):
     build_manifest(synthetic["tables"], out, synthetic["scores_path"], loose)
     manifest = pd.read_parquet(out).set_index("pair_id")
     assert manifest.loc["good", "kept"] and pd.isna(manifest.loc["good", "filter_reason"])
+    # Pass rates follow the order: of the 4 readable pairs 3 pass quality (not the black one),
+    # and of those 3, 2 pass text (not the prompted identical one).
+    (tmp_path / "object_removal").mkdir()
+    build_manifest(
+        synthetic["tables"],
+        tmp_path / "object_removal" / "manifest.parquet",
+        synthetic["scores_path"],
+        thresholds,
+    )
+    rates = pass_rates([tmp_path / "object_removal" / "manifest.parquet"]).iloc[0].to_dict()
+    verdicts = pd.read_parquet(tmp_path / "object_removal" / "manifest.parquet")
+    assert rates["task"] == "object_removal" and rates["pairs"] == 5 and rates["unscored"] == 1
+    assert rates["quality"] == pytest.approx(3 / 4) and rates["text"] == pytest.approx(2 / 3)
+    assert rates["kept"] == int(verdicts["kept"].sum())
 
 
 def test_scoring_resumes_per_shard_and_rescoring_a_changed_shard(synthetic, tiny_clip, tmp_path):

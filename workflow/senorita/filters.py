@@ -364,6 +364,28 @@ def _describe(thresholds: dict[str, Any], name: str) -> str:
     return ", ".join(parts) or "not applied"
 
 
+def pass_rates(manifests: list[Path]) -> pd.DataFrame:
+    """Per task: pairs, kept, and each filter's pass rate among the pairs that reached it.
+
+    Filters run in order, so a pair failing quality never meets the text filter; unscored pairs
+    (unreadable videos) meet none. For the report's pass-rate table.
+    """
+    rows = []
+    for path in manifests:
+        df = pd.read_parquet(path, columns=["kept", "filter_reason"])
+        first = df["filter_reason"].dropna().str.split(":").str[0].value_counts()
+        row: dict[str, Any] = {"task": path.parent.name, "pairs": len(df)}
+        reached = len(df) - int(first.get("unscored", 0))
+        for name in FILTERS:
+            failed = int(first.get(name, 0))
+            row[name] = (reached - failed) / reached if reached else None
+            reached -= failed
+        row["unscored"] = int(first.get("unscored", 0))
+        row["kept"] = int(df["kept"].sum())
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["task", "pairs", *FILTERS, "unscored", "kept"])
+
+
 def card_lines(manifests: list[Path]) -> list[str]:
     """The dataset card's filter section: kept/total and failures per filter, and thresholds."""
     lines = [
