@@ -90,7 +90,7 @@ def build_clip(out: Path) -> Path:
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     chars = list(bytes_to_unicode().values())
-    words = [*chars, *(c + "</w>" for c in chars), "<|startoftext|>", "<|endoftext|>"]
+    words = ["<|startoftext|>", "<|endoftext|>", *chars, *(c + "</w>" for c in chars)]
     vocab = {w: i for i, w in enumerate(words)}
     tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
     bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
