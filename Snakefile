@@ -6,6 +6,7 @@
 #   captions -> per shard: a BLIP-2 caption per clip            (rules/captions.smk)
 #   control  -> per shard: depth, HED, scribble maps per clip   (rules/control.smk)
 #   pairs    -> per task and shard: source/target pairs         (rules/pairs.smk)
+#   filters  -> per task: quality, text and similarity scores   (rules/filters.smk)
 #   dataset  -> per task manifest, dataset card, rejects        (rules/dataset.smk)
 #   report   -> versions file, sample pictures, summary tables  (rules/report.smk)
 #
@@ -19,6 +20,7 @@ include: "rules/clips.smk"
 include: "rules/captions.smk"
 include: "rules/control.smk"
 include: "rules/pairs.smk"
+include: "rules/filters.smk"
 include: "rules/dataset.smk"
 include: "rules/report.smk"
 include: "rules/devices.smk"

@@ -56,6 +56,7 @@ CONTROL_REJECTS = f"{RESULTS}/control/{{shard}}.rejects.parquet"
 TINY_MODELS = f"{RESULTS}/models/tiny"
 CAPTIONS = f"{RESULTS}/captions/{{shard}}.parquet"
 CAPTION_REJECTS = f"{RESULTS}/captions/{{shard}}.rejects.parquet"
+FILTER_SCORES = f"{RESULTS}/filters/{{task}}/scores.parquet"
 
 
 wildcard_constraints:

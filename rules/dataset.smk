@@ -1,6 +1,8 @@
 rule manifest:
     input:
-        pairs=expand(PAIRS, shard=SHARDS, allow_missing=True),
+        # The shard pair tables (read through the pattern below) come in through the scores job,
+        # whose input they are: listing them here too would double their share of DAG planning.
+        scores=FILTER_SCORES,
     output:
         manifest=MANIFEST,
     log:
@@ -12,11 +14,13 @@ rule manifest:
         # kernel's 128 KiB limit on one argument (the shell command).
         pairs=lambda wc: PAIRS.replace("{task}", wc.task),
         shards=config["shards"],
+        thresholds=lambda wc: as_json(config["filters"]["tasks"][wc.task]),
     message:
         "Writing the {wildcards.task} manifest"
     shell:
         "senorita manifest --out {output.manifest} --shards {params.shards}"
-        " --pattern {params.pairs:q} 2> {log}"
+        " --pattern {params.pairs:q} --scores {input.scores}"
+        " --thresholds {params.thresholds:q} 2> {log}"
 
 
 rule dataset_card:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from senorita.atomic import write_table, write_text
+from senorita.filters import card_lines as filter_card_lines
 from senorita.ingest import REJECT_COLUMNS
 from senorita.provenance import code_version
 from senorita.tasks import TASKS
@@ -72,9 +73,7 @@ def build_card(
         f"Source videos by {authors} distinct authors. Every manifest row carries its video's "
         "origin, licence, author, author URL and page URL: keep them when you redistribute.",
         "",
-        "## Filters",
-        "",
-        "No quality, text-alignment or similarity filter has been applied to these pairs yet.",
+        *filter_card_lines(manifests),
     ]
     lines += ["", "## Rejected inputs", ""]
     if len(rejects):

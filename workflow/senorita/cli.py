@@ -108,10 +108,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--families", default=None, help="comma-separated; default: all")
 
+    p = sub.add_parser("filter-scores", help="score one task's pairs for the three filters")
+    p.add_argument("--task", required=True)
+    p.add_argument("--pattern", required=True, help="shard pair table path with a {shard} field")
+    p.add_argument("--shards", type=int, required=True)
+    p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
+    p.add_argument("--params", type=_json, required=True, help="the config's filters section")
+    p.add_argument("--models", type=_json, required=True, help="the config's models section")
+    p.add_argument("--workers", type=int, default=2, help="threads decoding pairs ahead")
+    p.add_argument("--out", type=Path, required=True)
+
     p = sub.add_parser("manifest", help="gather a task's shard tables into its manifest")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--shards", type=int, required=True)
     p.add_argument("--pattern", required=True, help="shard table path with a {shard} field")
+    p.add_argument("--scores", type=Path, help="the task's filter scores (see filter-scores)")
+    p.add_argument(
+        "--thresholds", type=_json, default={}, help="the config's filters.tasks.<task> section"
+    )
 
     p = sub.add_parser("card", help="write the dataset card and the rejects table")
     p.add_argument("--catalogue", type=Path, required=True)
@@ -196,7 +210,12 @@ def _pairs(args: argparse.Namespace) -> None:
 def _manifest(args: argparse.Namespace) -> None:
     from senorita.manifest import build_manifest
 
-    build_manifest(expand_shards([args.pattern], args.shards, []), args.out)
+    build_manifest(
+        expand_shards([args.pattern], args.shards, []),
+        args.out,
+        scores=args.scores,
+        thresholds=args.thresholds,
+    )
 
 
 def _card(args: argparse.Namespace) -> None:
@@ -296,6 +315,21 @@ def _tiny_models(args: argparse.Namespace) -> None:
     build_tiny_models(args.out, families)
 
 
+def _filter_scores(args: argparse.Namespace) -> None:
+    from senorita.filters import score_task
+
+    score_task(
+        args.task,
+        args.pattern,
+        args.shards,
+        args.dataset,
+        args.params,
+        args.models,
+        args.out,
+        workers=args.workers,
+    )
+
+
 HANDLERS = {
     "catalogue": _catalogue,
     "ingest": _ingest,
@@ -312,6 +346,7 @@ HANDLERS = {
     "control": _control,
     "control-pairs": _control_pairs,
     "tiny-models": _tiny_models,
+    "filter-scores": _filter_scores,
 }
 
 

@@ -1,9 +1,10 @@
-"""Stage 4, per task: gather the shards' pair tables into the task's manifest."""
+"""Per task: gather the shards' pair tables into the task's manifest, filters applied."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -13,11 +14,24 @@ from senorita.provenance import stage_provenance
 log = logging.getLogger(__name__)
 
 
-def build_manifest(shard_tables: list[Path], out: Path) -> pd.DataFrame:
-    """Concatenate shard tables (in shard order) into one manifest Parquet."""
+def build_manifest(
+    shard_tables: list[Path],
+    out: Path,
+    scores: Path | None = None,
+    thresholds: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Concatenate shard tables (in shard order) into one manifest Parquet.
+
+    With ``scores`` (the task's filter scores), every row also gets its scores, ``kept`` and
+    ``filter_reason`` under ``thresholds`` (see ``senorita.filters``).
+    """
     frames = [pd.read_parquet(p) for p in sorted(shard_tables)]
     non_empty = [f for f in frames if len(f)]
     df = pd.concat(non_empty, ignore_index=True) if non_empty else frames[0].iloc[0:0]
+    if scores is not None:
+        from senorita.filters import apply_filters
+
+        df = apply_filters(df, pd.read_parquet(scores), thresholds or {})
     df = df.sort_values(["shard", "pair_id"], kind="stable").reset_index(drop=True)
     makers = [read_provenance(p) for p in sorted(shard_tables)]
     prov = stage_provenance("manifest", shards=len(shard_tables))

@@ -161,16 +161,45 @@ def build_captioner(out: Path) -> Path:
 
 
 def build_clip(out: Path) -> Path:
-    """CLIP's tokenizer (byte-level, no merges, 77-token limit); the model comes with the filter."""
-    from transformers import CLIPTokenizer
+    """CLIP (2-layer, 16-wide text and vision towers), its tokenizer and image processor.
+
+    The tokenizer is CLIP's byte-level BPE with no merges (every byte is a token), built in memory;
+    the image processor is CLIP's (short side, centre crop, CLIP's mean and std) at 32 px.
+    """
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     chars = list(bytes_to_unicode().values())
-    tokens = ["<|startoftext|>", "<|endoftext|>", *chars, *(c + "</w>" for c in chars)]
-    tokenizer = CLIPTokenizer(
-        vocab={t: i for i, t in enumerate(tokens)}, merges=[], model_max_length=77
+    words = ["<|startoftext|>", "<|endoftext|>", *chars, *(c + "</w>" for c in chars)]
+    vocab = {w: i for i, w in enumerate(words)}
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+            "bos_token_id": bos,
+            "eos_token_id": eos,
+            "pad_token_id": eos,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
     )
-    tokenizer.save_pretrained(out)
+    # CLIPImageProcessor falls back to its PIL version without torchvision (as here): same steps.
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPModel(config).save_pretrained(out)
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(out)
     return out
 
 

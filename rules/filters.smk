@@ -1,0 +1,30 @@
+rule filter_scores:
+    input:
+        pairs=expand(PAIRS, shard=SHARDS, allow_missing=True),
+        models=tiny_model_inputs(["clip"]),
+    output:
+        scores=FILTER_SCORES,
+    log:
+        f"{LOGS}/filters/{{task}}.log",
+    conda:
+        "../envs/gpu.yaml"
+    threads: config["filters"]["workers"]
+    resources:
+        gpu=gpus(["clip"]),
+        mem_mb=config["filters"]["resources"]["mem_mb"],
+        runtime=config["filters"]["resources"]["runtime"],
+    params:
+        # One job per task over all its shards (a pattern, as in the manifest rule): the filters
+        # add one job per task to the DAG, not one per task and shard. Thresholds are not here:
+        # changing one reruns only the manifest, which applies them.
+        pairs=lambda wc: PAIRS.replace("{task}", wc.task),
+        shards=config["shards"],
+        scoring=as_json({k: config["filters"][k] for k in ("frames", "frozen_diff")}),
+        models=as_json({"clip": config["models"]["clip"]}),
+        dataset=DATASET,
+    message:
+        "Scoring the {wildcards.task} pairs for the quality, text and similarity filters"
+    shell:
+        "senorita filter-scores --task {wildcards.task} --pattern {params.pairs:q}"
+        " --shards {params.shards} --dataset {params.dataset} --params {params.scoring:q}"
+        " --models {params.models:q} --workers {threads} --out {output.scores} 2> {log}"
