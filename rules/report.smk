@@ -61,6 +61,12 @@ rule report_tables:
             category="Dataset",
             labels={"table": "pairs per task"},
         ),
+        filters=report(
+            f"{RESULTS}/report/filter_pass_rates.html",
+            caption="../workflow/report/filter_pass_rates.rst",
+            category="Dataset",
+            labels={"table": "filter pass rates"},
+        ),
         rejects=report(
             f"{RESULTS}/report/rejects.html",
             caption="../workflow/report/rejects.rst",
@@ -75,4 +81,5 @@ rule report_tables:
         "Tabulating pairs per task and rejects"
     shell:
         "senorita summary --manifests {input.manifests} --rejects {input.rejects}"
-        " --pairs-out {output.pairs} --rejects-out {output.rejects} 2> {log}"
+        " --pairs-out {output.pairs} --filters-out {output.filters}"
+        " --rejects-out {output.rejects} 2> {log}"

@@ -81,3 +81,21 @@ def test_missing_folder_is_a_clear_error(tmp_path):
     assert proc.returncode != 0
     log = (tmp_path / "logs" / "catalogue.log").read_text()
     assert "source.local.path" in log and "nope" in log
+
+
+def test_the_same_file_under_two_names_gives_distinct_clips(tmp_path):
+    folder = tmp_path / "videos"
+    generate_video(folder / "a.mp4", 0, seed=11)
+    (folder / "copy_of_a.mp4").write_bytes((folder / "a.mp4").read_bytes())
+    config = {
+        "shards": 1,
+        "source": {"kind": "local", "local": {"path": str(folder)}},
+        "tasks": {t: {"enabled": t == "colorization"} for t in OPERATOR_TASKS},
+        "captions": {"enabled": False},
+    }
+    snakemake(tmp_path / "run", "--cores", "2", "all", config=config)
+    clips = pd.read_parquet(tmp_path / "run/results/clips/00000.parquet")
+    assert len(clips) == 2 and clips["clip_id"].is_unique
+    assert clips["sha256"].nunique() == 1  # same content, cut identically
+    pairs = pd.read_parquet(tmp_path / "run/dataset/colorization/manifest.parquet")
+    assert len(pairs) == 2 and pairs["pair_id"].is_unique

@@ -42,6 +42,10 @@ def test_report_has_a_contact_sheet_and_preview_per_task(report_zip, demo_run):
             n = len(pd.read_parquet(demo_run / "dataset" / task / "manifest.parquet"))
             assert f"<td>{task}</td>" in html and f"<td>{n}</td>" in html
         assert any(n.endswith("rejects.html") for n in names)
+        rates = zf.read(next(n for n in names if n.endswith("filter_pass_rates.html"))).decode()
+        for task in MAKERS:
+            assert f"<td>{task}</td>" in rates
+        assert "<th>quality</th>" in rates and "<th>kept</th>" in rates
         versions = json.loads(zf.read(next(n for n in names if n.endswith("versions.json"))))
     assert versions["code_version"].startswith("0.1.0")
     assert versions["packages"]["snakemake"] == "9.27.1"

@@ -149,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--manifests", type=Path, nargs="+", required=True)
     p.add_argument("--rejects", type=Path, required=True)
     p.add_argument("--pairs-out", type=Path, required=True)
+    p.add_argument("--filters-out", type=Path, required=True)
     p.add_argument("--rejects-out", type=Path, required=True)
 
     p = sub.add_parser("webdataset", help="export a task's pairs as WebDataset tar shards")
@@ -237,9 +238,11 @@ def _preview(args: argparse.Namespace) -> None:
 
 
 def _summary(args: argparse.Namespace) -> None:
+    from senorita.filters import pass_rates
     from senorita.summary import pairs_per_task, rejects_by_reason, write_html
 
     write_html(pairs_per_task(args.manifests), "Pairs per task", args.pairs_out)
+    write_html(pass_rates(args.manifests), "Filter pass rates per task", args.filters_out)
     write_html(rejects_by_reason(args.rejects), "Rejected inputs", args.rejects_out)
 
 

@@ -176,8 +176,11 @@ def _clip_video(
         ]
     clips, bad = [], []
     for start in starts:
+        # The video id is part of the clip id: the same bytes can come under two ids (re-uploads),
+        # and a clip id must name one clip of one video everywhere downstream.
         clip_id = stable_hash(
             "clip",
+            video["video_id"],
             video["sha256"],
             start,
             cfg["frames"],
