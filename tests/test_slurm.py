@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, snakemake
+from senorita.tasks import MAKERS
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,38 @@ START = REPO / "scripts" / "slurm" / "start.sh"
 STOP = REPO / "scripts" / "slurm" / "stop.sh"
 ACCOUNT = "senorita"
 PARTITION = "debug"
-RUN_LIMIT_S = 420  # the run takes about 2 minutes on 2 cores
+RUN_LIMIT_S = 600  # the run takes about 3 minutes on 2 cores
+
+# The embedded default cut down to one operator task and one model (GPU) task, without captions
+# or the WebDataset export: every kind of rule and resource, in few enough SLURM jobs for CI.
+SLURM_CONFIG = {
+    "tasks": {t: {"enabled": t in ("deblur", "depth_detection")} for t in MAKERS},
+    "captions": {"enabled": False},
+    "export": {"webdataset": False},
+}
+GPU_RULES = {"rule_device_report", "rule_control_maps", "rule_filter_scores"}
+# Files that describe the whole run (so differ with the task mix) rather than one task's pairs.
+RUN_LEVEL = (
+    "dataset/README.md",
+    "dataset/rejects.parquet",
+    "results/report/",
+    "results/provenance/",
+)
+# Made by torch models on CPU: a job's thread count can change float sums in the last bits, so
+# these must exist and match in structure, not byte for byte.
+MODEL_MADE = ("results/control/", "results/filters/", "dataset/depth_detection/")
+
+
+def _same(name: str, local: object, slurm: object) -> bool:
+    if isinstance(local, pd.DataFrame):
+        if name.startswith(MODEL_MADE):  # this run makes fewer map kinds: a subset of the rows
+            return list(local.columns) == list(slurm.columns) and len(slurm) <= len(local)
+        try:
+            pd.testing.assert_frame_equal(local, slurm, check_exact=False, rtol=1e-3, atol=1e-4)
+        except AssertionError:
+            return False
+        return True
+    return local == slurm or name.startswith(MODEL_MADE)
 
 
 def _cluster_up() -> bool:
@@ -74,8 +106,8 @@ def slurm_cluster() -> dict[str, str]:
 
 
 def _expected_jobs(tmp: Path) -> Counter:
-    """Jobs per rule of the embedded default's DAG but the `all` target, from a dry run."""
-    proc = snakemake(tmp, "-n", "all")
+    """Jobs per rule of the test's DAG but the `all` target, from a dry run."""
+    proc = snakemake(tmp, "-n", "all", config=SLURM_CONFIG)
     table = proc.stdout.split("Job stats:", 1)[1].split("total", 1)[0]
     counts = Counter()
     for line in table.splitlines():
@@ -144,6 +176,7 @@ def _cancel_first_running_catalogue(proc: subprocess.Popen, log: Path) -> str:
 def test_slurm_profile_runs_every_rule_as_a_slurm_job(slurm_cluster, demo_run, tmp_path):
     workdir = tmp_path / "slurm-run"
     workdir.mkdir()
+    (workdir / "slurm-test.yaml").write_text(yaml.safe_dump(SLURM_CONFIG))
     log = workdir / "snakemake.out"
     env = {
         **os.environ,
@@ -169,6 +202,8 @@ def test_slurm_profile_runs_every_rule_as_a_slurm_job(slurm_cluster, demo_run, t
         "--slurm-init-seconds-before-status-checks",
         "2",
         "all",
+        "--configfile",
+        str(workdir / "slurm-test.yaml"),
     ]
     t0 = time.monotonic()
     with log.open("w") as out:
@@ -237,19 +272,23 @@ def test_slurm_profile_runs_every_rule_as_a_slurm_job(slurm_cluster, demo_run, t
 
     # Only the GPU rule holds a GPU, and the job saw its allocation.
     gpu_jobs = [j for j in jobs if "gres/gpu" in j["tres"]]
-    assert [j["comment"] for j in gpu_jobs] == ["rule_device_report"]
-    assert "gres/gpu=1" in gpu_jobs[0]["tres"].split(",")
+    # ... and no CPU rule holds one (a job's comment is rule_<name>[_wildcards_<values>]).
+    assert {j["comment"].split("_wildcards_")[0] for j in gpu_jobs} == GPU_RULES
+    assert all("gres/gpu=1" in j["tres"].split(",") for j in gpu_jobs)
+    gpu_jobs = [j for j in gpu_jobs if j["comment"] == "rule_device_report"]
     report = yaml.safe_load((workdir / "results" / "device_report.json").read_text())
     assert report["environment"]["SLURM_JOB_ID"] == gpu_jobs[0]["id"]
     assert report["environment"]["SLURM_GPUS_ON_NODE"] == "1"
 
     # Same tables, and the same videos byte for byte, as the local run.
+    # The local run made every task; compare what this run made, per task and per shard.
     local, slurm = _outputs(demo_run), _outputs(workdir)
-    assert any(name.endswith(".mp4") for name in local)
-    assert slurm.keys() == local.keys()
-    differ = [
-        n
-        for n, out in local.items()
-        if not (out.equals(slurm[n]) if isinstance(out, pd.DataFrame) else out == slurm[n])
-    ]
+    slurm = {n: out for n, out in slurm.items() if not n.startswith(RUN_LEVEL)}
+    assert any(name.endswith(".mp4") for name in slurm)
+    assert {n.split("/")[1] for n in slurm if n.startswith("dataset/")} >= {
+        "deblur",
+        "depth_detection",
+    }
+    assert slurm.keys() <= local.keys()
+    differ = [n for n, out in slurm.items() if not _same(n, local[n], out)]
     assert differ == []
