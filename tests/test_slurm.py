@@ -50,9 +50,10 @@ RUN_LEVEL = (
     "results/report/",
     "results/provenance/",
 )
-# Made by torch models on CPU: a job's thread count can change float sums in the last bits, so
-# these must exist and match in structure, not byte for byte.
-MODEL_MADE = ("results/control/", "results/filters/", "dataset/depth_detection/")
+# Made by torch models on CPU: a job's thread count can change float sums in the last bits, and
+# torch.save writes a random serialization id into each checkpoint, so these must exist and match
+# in structure, not byte for byte.
+MODEL_MADE = ("results/control/", "results/filters/", "results/models/", "dataset/depth_detection/")
 
 
 def _same(name: str, local: object, slurm: object) -> bool:
