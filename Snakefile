@@ -5,6 +5,7 @@
 #   clips    -> per shard: shot-aware 33-frame clips            (rules/clips.smk)
 #   captions -> per shard: a BLIP-2 caption per clip            (rules/captions.smk)
 #   control  -> per shard: depth, HED, scribble maps per clip   (rules/control.smk)
+#   masks    -> per shard: object phrases, boxes, SAM2 masks    (rules/masks.smk)
 #   pairs    -> per task and shard: source/target pairs         (rules/pairs.smk)
 #   filters  -> per task: quality, text and similarity scores   (rules/filters.smk)
 #   dataset  -> per task manifest, dataset card, rejects        (rules/dataset.smk)
@@ -19,6 +20,7 @@ include: "rules/ingest.smk"
 include: "rules/clips.smk"
 include: "rules/captions.smk"
 include: "rules/control.smk"
+include: "rules/masks.smk"
 include: "rules/pairs.smk"
 include: "rules/filters.smk"
 include: "rules/dataset.smk"

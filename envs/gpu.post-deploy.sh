@@ -9,3 +9,7 @@ if ! grep -qs '^name = "senorita"' "$src/pyproject.toml"; then
   exit 1
 fi
 python -m pip install --no-deps -e "$src"
+# SAM 2.1 for the masks stage, without its declared dependencies (they pull a torchvision that
+# does not match this torch); its optional CUDA extension is skipped (SAM2_BUILD_CUDA=0).
+SAM2_BUILD_CUDA=0 python -m pip install --no-build-isolation --no-deps \
+  "$(grep -E '^sam2==' "$src/requirements/constraints.txt")"

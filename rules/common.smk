@@ -30,6 +30,10 @@ LOGS = config["paths"]["logs"]
 SHARDS = [f"{i:05d}" for i in range(config["shards"])]
 OPERATOR_TASKS = [t for t in TASKS if MAKERS[t] == "operator"]
 CONTROL_TASKS = [t for t in TASKS if MAKERS[t] == "control"]
+MASK_TASKS = [t for t in TASKS if MAKERS[t] == "masks"]
+# The masks stage runs when an enabled task needs masks (grounding now, the experts later).
+NEEDS_MASKS = any("masks" in TASKS_BY_ID[t].needs for t in TASKS)
+MASK_FAMILIES = ["vlm", "detector", "segmenter"]
 # Control-map kinds the enabled tasks need (their "control:<kind>" needs in the task registry),
 # and the model families that make them.
 CONTROL_KINDS = sorted(
@@ -56,6 +60,8 @@ CONTROL_REJECTS = f"{RESULTS}/control/{{shard}}.rejects.parquet"
 TINY_MODELS = f"{RESULTS}/models/tiny"
 CAPTIONS = f"{RESULTS}/captions/{{shard}}.parquet"
 CAPTION_REJECTS = f"{RESULTS}/captions/{{shard}}.rejects.parquet"
+MASKS = f"{RESULTS}/masks/{{shard}}.parquet"
+MASK_REJECTS = f"{RESULTS}/masks/{{shard}}.rejects.parquet"
 FILTER_SCORES = f"{RESULTS}/filters/{{task}}/scores.parquet"
 
 

@@ -31,6 +31,7 @@ rule dataset_card:
         + expand(CLIP_REJECTS, shard=SHARDS)
         + expand(PAIR_REJECTS, task=TASKS, shard=SHARDS)
         + (expand(CONTROL_REJECTS, shard=SHARDS) if CONTROL_KINDS else [])
+        + (expand(MASK_REJECTS, shard=SHARDS) if NEEDS_MASKS else [])
         + (
             expand(CAPTION_REJECTS, shard=SHARDS)
             if config["captions"]["enabled"]
@@ -46,6 +47,7 @@ rule dataset_card:
     params:
         rejects=lambda wc: [INGEST_REJECTS, CLIP_REJECTS, PAIR_REJECTS]
         + ([CONTROL_REJECTS] if CONTROL_KINDS else [])
+        + ([MASK_REJECTS] if NEEDS_MASKS else [])
         + ([CAPTION_REJECTS] if config["captions"]["enabled"] else []),
         shards=config["shards"],
         tasks=",".join(TASKS),

@@ -19,6 +19,10 @@ PYTHON=${PYTHON:-python3}
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[dev]"
+# sam2 without its declared dependencies (they pull torchvision); no CUDA extension on CPU.
+sam2_pin=$(grep -E '^sam2==' requirements/constraints.txt)
+.venv/bin/python -m pip show -q sam2 >/dev/null 2>&1 ||
+  SAM2_BUILD_CUDA=0 .venv/bin/python -m pip install -q --no-build-isolation --no-deps "$sam2_pin"
 
 # torchvision from PyPI breaks beside this torch (and then transformers and diffusers): keep it out.
 if .venv/bin/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('torchvision') is None)"; then

@@ -33,10 +33,11 @@ def test_enabling_a_task_without_a_maker_is_refused(tmp_path):
     assert "tasks.object_removal.enabled" in proc.stderr + proc.stdout
 
 
-def test_default_config_plans_the_operator_and_detector_tasks(tmp_path):
+def test_default_config_plans_every_built_task(tmp_path):
     proc = snakemake(tmp_path, "-n", "all")
     out = proc.stdout + proc.stderr
-    for task in [t for t, stage in MAKERS.items() if stage in ("operator", "control")]:
+    assert len(MAKERS) == 13  # the thirteen tasks made without an expert
+    for task in MAKERS:
         assert f"dataset/{task}/manifest.parquet" in out
 
 
@@ -48,7 +49,11 @@ def test_tiny_models_are_built_only_when_the_registry_points_at_them(tmp_path):
         "hed": {"id": "lllyasviel/Annotators"},
         "captioner": {"id": "Salesforce/blip2-opt-2.7b"},
         "clip": {"id": "openai/clip-vit-large-patch14"},
+        "vlm": {"id": "THUDM/cogvlm2-llama3-chat-19B"},
+        "detector": {"id": "IDEA-Research/grounding-dino-base"},
+        "segmenter": {"id": "facebook/sam2.1-hiera-large"},
     }
     proc = snakemake(tmp_path / "real", "-n", "all", config={"models": real})
     assert building not in proc.stdout
     assert "control_maps" in proc.stdout and "Captioning" in proc.stdout
+    assert "Finding objects and their masks" in proc.stdout

@@ -13,8 +13,10 @@ import pytest
 
 from conftest import OPERATOR_TASKS, snakemake
 from senorita.atomic import read_provenance
+from senorita.masks import load_masks
 from senorita.operators.canny import canny_edges
 from senorita.operators.cut import region_mask
+from senorita.tasks import MAKERS
 from senorita.video import probe, read_frames
 
 
@@ -255,3 +257,34 @@ def test_every_clip_has_a_caption_within_clips_token_limit(demo_run):
     assert (captions["caption"].str.len() > 0).all()
     assert (captions["clip_tokens"] <= 77).all()
     assert (captions["model"] == "results/models/tiny/captioner").all()
+
+
+def test_grounding_pairs_come_from_the_masks_stage(demo_run):
+    catalogue = pd.read_parquet(demo_run / "results/sources/catalogue.parquet")
+    objects = pd.concat(
+        pd.read_parquet(p)
+        for p in sorted((demo_run / "results/masks").glob("*.parquet"))
+        if not p.name.endswith("rejects.parquet")
+    )
+    df = manifest(demo_run, "grounding")
+    # Every clip found an object (the demo's vocabulary and open area limits), so every clip
+    # has a grounding pair; its target is one of the clip's object masks.
+    assert len(df) == len(catalogue) == objects["clip_id"].nunique()
+    for row in df.to_dict("records"):
+        params = json.loads(row["params"])
+        obj = objects[
+            (objects["clip_id"] == row["clip_id"]) & (objects["object"] == params["object"])
+        ]
+        assert len(obj) == 1 and obj.iloc[0]["phrase"] == params["phrase"] == "shape"
+        assert "shape" in row["instruction"]
+        src = demo_run / "dataset" / row["source_path"]
+        tgt = demo_run / "dataset" / row["target_path"]
+        s, t = probe(src), probe(tgt)
+        assert s.frames == t.frames == row["frames"] == 33
+        assert (s.height, s.width) == (t.height, t.width) == (336, 592)
+        mask = load_masks(demo_run / params["mask_path"])[params["object"]]
+        target = read_frames(tgt)[..., 0].astype(int)
+        assert np.abs(target - mask * 255).mean() < 8  # the mask, white on black
+    # Every built task has its manifest: six operator, six detector tasks and grounding.
+    assert all((demo_run / "dataset" / t / "manifest.parquet").exists() for t in MAKERS)
+    assert len(MAKERS) == 13

@@ -104,6 +104,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
 
+    p = sub.add_parser("masks", help="object phrases, boxes and video masks of one shard's clips")
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--params", type=_json, required=True, help="the config's masks section")
+    p.add_argument("--models", type=_json, required=True, help="the config's models section")
+    p.add_argument("--media", type=Path, required=True, help="folder for the mask files")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
+    p = sub.add_parser("grounding-pairs", help="make one shard's grounding pairs from its masks")
+    p.add_argument("--task", default="grounding")
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--videos", type=Path, required=True)
+    p.add_argument("--masks", type=Path, required=True, help="the shard's mask table")
+    p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--encode", type=_json, required=True, help="the config's encode section")
+    p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
+    p.add_argument("--max-words", type=int, default=None)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
     p = sub.add_parser("tiny-models", help="build tiny random models of every family (CPU demo)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--families", default=None, help="comma-separated; default: all")
@@ -311,6 +334,31 @@ def _control_pairs(args: argparse.Namespace) -> None:
     )
 
 
+def _masks(args: argparse.Namespace) -> None:
+    from senorita.masks import mask_shard
+
+    mask_shard(args.clips, args.shard, args.params, args.models, args.media, args.out, args.rejects)
+
+
+def _grounding_pairs(args: argparse.Namespace) -> None:
+    from senorita.pairs import make_grounding_pairs
+
+    make_grounding_pairs(
+        args.task,
+        args.shard,
+        args.clips,
+        args.videos,
+        args.masks,
+        args.params,
+        args.seed,
+        args.encode,
+        args.dataset,
+        args.out,
+        args.rejects,
+        max_words=args.max_words,
+    )
+
+
 def _tiny_models(args: argparse.Namespace) -> None:
     from senorita.models.tiny import FAMILIES, build_tiny_models
 
@@ -348,6 +396,8 @@ HANDLERS = {
     "captions": _captions,
     "control": _control,
     "control-pairs": _control_pairs,
+    "masks": _masks,
+    "grounding-pairs": _grounding_pairs,
     "tiny-models": _tiny_models,
     "filter-scores": _filter_scores,
 }

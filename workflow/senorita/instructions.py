@@ -7,6 +7,10 @@ import numpy as np
 from senorita.tasks import TASKS_BY_ID
 
 
+class InstructionError(ValueError):
+    """A filled template the dataset must not carry (empty, or over the word limit)."""
+
+
 def draw_instruction(
     task_id: str, rng: np.random.Generator, max_words: int | None = None, **slots: str
 ) -> tuple[str, str]:
@@ -20,7 +24,7 @@ def draw_instruction(
     text = " ".join(templates[index].format(**slots).split())
     words = len(text.split())
     if words == 0 or (max_words is not None and words > max_words):
-        raise ValueError(
+        raise InstructionError(
             f"instruction for {task_id} has {words} words (limit {max_words}): {text!r}"
         )
     return text, f"{task_id}/{index}"

@@ -109,6 +109,7 @@ MAKERS: dict[str, str] = {
     "hed_detection": "control",
     "scribble_to_video": "control",
     "scribble_detection": "control",
+    "grounding": "masks",
 }
 
 

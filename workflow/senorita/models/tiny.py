@@ -17,7 +17,7 @@ from senorita.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("depth", "hed", "captioner", "clip")
+FAMILIES = ("depth", "hed", "captioner", "clip", "vlm", "detector", "segmenter")
 
 
 def build_depth(out: Path) -> Path:
@@ -203,11 +203,196 @@ def build_clip(out: Path) -> Path:
     return out
 
 
+# A minimal chat template in the shape of the real ones: role tags, image and text parts.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image>{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}</s>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def build_vlm(out: Path) -> Path:
+    """LLaVA (2-layer CLIP vision tower, 1-layer Llama) with a chat-template processor: the
+    image-text-to-text chat interface any newer VLM offers."""
+    from transformers import (
+        CLIPImageProcessor,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    tokenizer = tiny_byte_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    config = LlavaConfig(
+        vision_config={
+            "model_type": "clip_vision_model",
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(tokenizer),
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 512,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+    )
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        ),
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        image_token="<image>",
+        chat_template=CHAT_TEMPLATE,
+    )
+    LlavaForConditionalGeneration(config).save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def build_detector(out: Path) -> Path:
+    """Grounding DINO (1-block-per-stage Swin, 1-layer BERT, 32-wide transformer) with its
+    processor. Traps: d_model a multiple of 32 (GroupNorm), at least two decoder layers."""
+    from transformers import (
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
+
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    words = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        ".",
+        *letters,
+        *("##" + c for c in letters),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+        tokenizer = BertTokenizer(str(Path(tmp) / "vocab.txt"))
+    config = GroundingDinoConfig(
+        backbone_config={
+            "model_type": "swin",
+            "embed_dim": 16,
+            "depths": [1, 1, 1, 1],
+            "num_heads": [1, 1, 1, 1],
+            "window_size": 4,
+            "image_size": 128,
+            "out_features": ["stage2", "stage3", "stage4"],
+            "out_indices": [2, 3, 4],
+        },
+        text_config={
+            "model_type": "bert",
+            "vocab_size": len(words),
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "max_position_embeddings": 64,
+        },
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        num_queries=20,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        max_text_len=32,
+    )
+    processor = GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(
+            size={"shortest_edge": 128, "longest_edge": 224}
+        ),
+        tokenizer=tokenizer,
+    )
+    GroundingDinoForObjectDetection(config).save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+# SAM 2.1 tiny's config shrunk with hydra overrides (0.9 M parameters, 128 px). Traps: a global
+# attention block must not open a stage, and the memory encoder's in_dim and mask_downsampler
+# embed_dim default to 256.
+_M = "++model."
+SAM2_TINY_OVERRIDES = [
+    f"{_M}image_size=128",
+    f"{_M}num_maskmem=3",
+    f"{_M}image_encoder.trunk.embed_dim=16",
+    f"{_M}image_encoder.trunk.stages=[1,1,2,1]",
+    f"{_M}image_encoder.trunk.global_att_blocks=[3]",
+    f"{_M}image_encoder.trunk.window_spec=[4,4,4,4]",
+    f"{_M}image_encoder.neck.d_model=32",
+    f"{_M}image_encoder.neck.position_encoding.num_pos_feats=32",
+    f"{_M}image_encoder.neck.backbone_channel_list=[128,64,32,16]",
+    f"{_M}memory_attention.d_model=32",
+    f"{_M}memory_attention.num_layers=1",
+    f"{_M}memory_attention.layer.d_model=32",
+    f"{_M}memory_attention.layer.dim_feedforward=64",
+    f"{_M}memory_attention.layer.self_attention.embedding_dim=32",
+    f"{_M}memory_attention.layer.self_attention.feat_sizes=[8,8]",
+    f"{_M}memory_attention.layer.cross_attention.embedding_dim=32",
+    f"{_M}memory_attention.layer.cross_attention.feat_sizes=[8,8]",
+    f"{_M}memory_attention.layer.cross_attention.kv_in_dim=32",
+    f"{_M}memory_encoder.out_dim=32",
+    f"{_M}memory_encoder.in_dim=32",
+    f"{_M}memory_encoder.position_encoding.num_pos_feats=32",
+    f"{_M}memory_encoder.mask_downsampler.embed_dim=32",
+    f"{_M}memory_encoder.fuser.layer.dim=32",
+    f"{_M}memory_encoder.fuser.num_layers=1",
+]
+SAM2_TINY_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
+
+
+def build_segmenter(out: Path) -> Path:
+    """SAM 2.1 in its own format: a state dict under "model" plus the config and overrides."""
+    from sam2.build_sam import build_sam2_video_predictor
+
+    from senorita.models.segmenter import MANIFEST
+
+    predictor = build_sam2_video_predictor(
+        SAM2_TINY_CONFIG, None, device="cpu", hydra_overrides_extra=SAM2_TINY_OVERRIDES
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save({"model": predictor.state_dict()}, tmp)
+    meta = {"config": SAM2_TINY_CONFIG, "checkpoint": "model.pt", "overrides": SAM2_TINY_OVERRIDES}
+    with atomic_path(out / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
 BUILDERS = {
     "depth": build_depth,
     "hed": build_hed,
     "captioner": build_captioner,
     "clip": build_clip,
+    "vlm": build_vlm,
+    "detector": build_detector,
+    "segmenter": build_segmenter,
 }
 
 

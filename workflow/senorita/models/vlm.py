@@ -1,0 +1,131 @@
+"""Object phrases from a vision-language chat model: which objects are in this frame?
+
+Two interfaces, chosen from the checkpoint itself:
+
+- any transformers image-text-to-text chat model (``AutoModelForImageTextToText`` with an
+  ``AutoProcessor`` that has a chat template: LLaVA, Qwen2-VL, Idefics, ...), batched;
+- CogVLM2 (the paper's), whose remote code (``trust_remote_code``) is a causal LM with its own
+  ``build_conversation_input_ids``; one image per call, as its model card does.
+
+The answer is free text; ``senorita.phrases.parse_phrases`` turns it into phrases.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from PIL import Image
+
+from senorita.models import ModelSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUESTION = (
+    "List the distinct objects you can see in this image as a comma-separated list of short "
+    "noun phrases, most prominent first."
+)
+
+
+class ObjectLister:
+    def __init__(self, model, processor, spec: ModelSpec, cogvlm: bool):
+        self.spec = spec
+        self.device = spec.torch_device()
+        self.model = model.to(self.device).eval()
+        self.processor = processor  # a processor, or CogVLM2's tokenizer
+        self.cogvlm = cogvlm
+        self.question = spec.options.get("question") or DEFAULT_QUESTION
+        self.max_new_tokens = int(spec.options.get("max_new_tokens", 64))
+        self.min_new_tokens = int(spec.options.get("min_new_tokens", 0))
+
+    @classmethod
+    def load(cls, spec: ModelSpec) -> ObjectLister:
+        from transformers import AutoConfig
+
+        revision = None if spec.is_local else spec.revision
+        remote = bool(spec.options.get("trust_remote_code", False))
+        kwargs = {"revision": revision, "trust_remote_code": remote}
+        config = AutoConfig.from_pretrained(spec.id, **kwargs)
+        auto_map = getattr(config, "auto_map", None) or {}
+        if remote and "AutoModelForCausalLM" in auto_map:  # CogVLM2 and its kind
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            processor = AutoTokenizer.from_pretrained(spec.id, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                spec.id, dtype=spec.torch_dtype(), **kwargs
+            )
+            cogvlm = True
+        else:
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+
+            processor = AutoProcessor.from_pretrained(spec.id, **kwargs)
+            if getattr(processor, "chat_template", None) is None:
+                raise ValueError(
+                    f"config models.vlm.id {spec.id!r}: the processor has no chat template; "
+                    "pick an image-text-to-text chat model"
+                )
+            processor.tokenizer.padding_side = "left"  # batched generation continues on the right
+            model = AutoModelForImageTextToText.from_pretrained(
+                spec.id, dtype=spec.torch_dtype(), **kwargs
+            )
+            cogvlm = False
+        log.info(
+            "vlm: loaded %s (%s, %s on %s)",
+            spec.id,
+            "CogVLM remote code" if cogvlm else "chat template",
+            spec.torch_dtype(),
+            spec.torch_device(),
+        )
+        return cls(model, processor, spec, cogvlm)
+
+    def _generate_kwargs(self) -> dict:
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "min_new_tokens": self.min_new_tokens,
+            "do_sample": False,
+        }
+
+    @torch.inference_mode()
+    def __call__(self, images: list[np.ndarray]) -> list[str]:
+        """The model's answer to the question for each (H, W, 3) uint8 RGB image."""
+        if self.cogvlm:
+            return [self._ask_cogvlm(Image.fromarray(img)) for img in images]
+        messages = [
+            {
+                "role": "user",
+                "content": [{"type": "image"}, {"type": "text", "text": self.question}],
+            }
+        ]
+        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        dtype = next(self.model.parameters()).dtype
+        answers: list[str] = []
+        for start in range(0, len(images), self.spec.batch_size):
+            batch = [Image.fromarray(img) for img in images[start : start + self.spec.batch_size]]
+            inputs = self.processor(
+                images=batch, text=[prompt] * len(batch), return_tensors="pt", padding=True
+            ).to(self.device)
+            inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+            ids = self.model.generate(**inputs, **self._generate_kwargs())
+            new = ids[:, inputs["input_ids"].shape[1] :]
+            answers += [
+                t.strip() for t in self.processor.batch_decode(new, skip_special_tokens=True)
+            ]
+        return answers
+
+    def _ask_cogvlm(self, image: Image.Image) -> str:
+        # CogVLM2's model card: build_conversation_input_ids, then generate on one image.
+        tokenizer = self.processor
+        built = self.model.build_conversation_input_ids(
+            tokenizer, query=self.question, history=[], images=[image], template_version="chat"
+        )
+        dtype = next(self.model.parameters()).dtype
+        inputs = {
+            "input_ids": built["input_ids"].unsqueeze(0).to(self.device),
+            "token_type_ids": built["token_type_ids"].unsqueeze(0).to(self.device),
+            "attention_mask": built["attention_mask"].unsqueeze(0).to(self.device),
+            "images": [[built["images"][0].to(self.device).to(dtype)]],
+        }
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 128002
+        ids = self.model.generate(**inputs, **self._generate_kwargs(), pad_token_id=pad)
+        return tokenizer.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
