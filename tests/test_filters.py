@@ -31,6 +31,7 @@ from senorita.manifest import build_manifest
 from senorita.models import ModelSpec
 from senorita.models.clip import ClipEmbedder
 from senorita.models.tiny import build_tiny_models
+from senorita.tasks import MAKERS
 from senorita.video import write_frames
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -343,7 +344,7 @@ def test_every_demo_pair_has_its_scores_and_a_verdict(demo_run):
     card = (demo_run / "dataset" / "README.md").read_text()
     assert "## Filters" in card
     tasks = sorted(p.parent.name for p in (demo_run / "dataset").glob("*/manifest.parquet"))
-    assert len(tasks) == 12
+    assert tasks == sorted(MAKERS)  # every built task
     for task in tasks:
         m = pd.read_parquet(demo_run / "dataset" / task / "manifest.parquet")
         assert len(m) and m["pair_id"].is_unique
@@ -387,4 +388,6 @@ def test_changing_a_threshold_reruns_only_the_thresholding(demo_run, tmp_path):
     assert m["filter_reason"].str.startswith("quality: sharpness").all()
     # Changing what is scored (frames per video) does rescore.
     rescore = {**changed, "filters": {**changed["filters"], "frames": 3}}
-    assert planned(snakemake(work, "-n", "all", config=rescore).stdout)["filter_scores"] == 12
+    assert planned(snakemake(work, "-n", "all", config=rescore).stdout)["filter_scores"] == len(
+        MAKERS
+    )

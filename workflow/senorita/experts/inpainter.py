@@ -1,0 +1,56 @@
+"""The inpainter (CogVideoX-5B-I2V inpainting, 48 input channels): propagates an edited frame 0
+through the masked region of the clip (object swap: "It's {new obj}.", guidance 6).
+
+Frame 0 is edited first (FLUX-Fill under the dilated mask, run by the experts stage) and passed
+in as ``first_frame``. Conditioning: the masked video whose frame 0 is the edited frame with its
+mask zeroed (so frame 0 guides the rest), and that mask, through the VAE.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from senorita.experts.pipeline import CogVideoXExpertPipeline, ExpertOutput
+from senorita.experts.remover import masked_video
+
+
+class InpainterPipeline(CogVideoXExpertPipeline):
+    @torch.no_grad()
+    def __call__(
+        self,
+        frames: np.ndarray,
+        mask: np.ndarray,
+        first_frame: np.ndarray,
+        new_obj: str,
+        prompt: str = "It's {new_obj}.",
+        negative_prompt: str = "",
+        guidance_scale: float = 6.0,
+        num_inference_steps: int = 50,
+        seed: int = 0,
+        paste_back: bool = True,
+    ) -> ExpertOutput:
+        self.check_frames(frames)
+        source = frames.copy()
+        source[0] = first_frame
+        cond_mask = mask.copy()
+        cond_mask[0] = False  # frame 0 is given, not generated
+        condition = torch.cat(
+            [
+                self.encode(self.to_tensor(masked_video(source, cond_mask))),
+                self.encode_mask(cond_mask),
+            ],
+            dim=2,
+        )
+        latents = self.denoise(
+            condition,
+            prompt.format(new_obj=new_obj),
+            negative_prompt.format(new_obj=new_obj),
+            guidance_scale,
+            num_inference_steps,
+            self.generator(seed),
+            self.latent_shape(frames),
+        )
+        generated = self.decode(latents)
+        out = self.paste_back(generated, source, mask) if paste_back else generated
+        return ExpertOutput(frames=out, generated=generated)

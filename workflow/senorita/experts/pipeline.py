@@ -1,0 +1,239 @@
+"""The shared machinery of the four expert pipelines (diffusers ``DiffusionPipeline`` subclasses).
+
+Each expert is a CogVideoX transformer (``CogVideoXControlTransformer3DModel``) denoising video
+latents concatenated on channels with its conditioning latents (masked video, mask, first frame),
+optionally steered by a video ControlNet fed control-map latents. What differs per expert is only
+which conditioning it assembles and which prompts it uses; the loop, the VAE round trip, the
+classifier-free guidance and the paste-back live here.
+
+Frames go in and come out as (T, H, W, 3) uint8 arrays; T must be 4k+1 (the VAE compresses time
+by 4) and H, W multiples of 16 (VAE 8 × patch 2). Being ``DiffusionPipeline`` subclasses they
+``save_pretrained``/``from_pretrained`` in diffusers' folder format and offer its memory savers
+(``enable_model_cpu_offload``, ``vae.enable_tiling``/``enable_slicing``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from diffusers import CogVideoXDPMScheduler, DiffusionPipeline
+from diffusers.models.embeddings import get_3d_rotary_pos_embed
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+
+@dataclass
+class ExpertOutput(BaseOutput):
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    generated: np.ndarray  # the same before paste-back
+
+
+def _grid_crop(src: tuple[int, int], tgt_width: int, tgt_height: int):
+    # diffusers' CogVideoX helper (resize-crop region of the rotary grid).
+    h, w = src
+    ratio = h / w
+    if ratio > tgt_height / tgt_width:
+        resize_height, resize_width = tgt_height, round(tgt_height / h * w)
+    else:
+        resize_width, resize_height = tgt_width, round(tgt_width / w * h)
+    top = round((tgt_height - resize_height) / 2.0)
+    left = round((tgt_width - resize_width) / 2.0)
+    return (top, left), (top + resize_height, left + resize_width)
+
+
+class CogVideoXExpertPipeline(DiffusionPipeline):
+    model_cpu_offload_seq = "text_encoder->controlnet->transformer->vae"
+    _optional_components: ClassVar[list[str]] = ["controlnet"]
+
+    def __init__(self, tokenizer, text_encoder, vae, transformer, scheduler, controlnet=None):
+        super().__init__()
+        self.register_modules(
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            vae=vae,
+            transformer=transformer,
+            scheduler=scheduler,
+            controlnet=controlnet,
+        )
+
+    # -- geometry ---------------------------------------------------------------------------------
+
+    @property
+    def spatial_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def temporal_factor(self) -> int:
+        return int(self.vae.config.temporal_compression_ratio)
+
+    def check_frames(self, frames: np.ndarray) -> None:
+        t, h, w = frames.shape[:3]
+        unit = self.spatial_factor * self.transformer.config.patch_size
+        if (t - 1) % self.temporal_factor or h % unit or w % unit:
+            raise ValueError(
+                f"frames {t}x{h}x{w}: the frame count must be {self.temporal_factor}k+1 and "
+                f"height and width multiples of {unit}"
+            )
+
+    # -- encoders ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        length = self.transformer.config.max_text_seq_length
+        ids = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=length,
+            truncation=True,
+            add_special_tokens=True,
+            return_tensors="pt",
+        ).input_ids
+        embeds = self.text_encoder(ids.to(self._execution_device))[0]
+        return embeds.to(self.transformer.dtype)
+
+    def to_tensor(self, frames: np.ndarray) -> torch.Tensor:
+        """(T, H, W, C) uint8 -> (1, C, T, H, W) in [-1, 1] on the execution device."""
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None]
+        return (video.float() / 127.5 - 1).to(self._execution_device, self.vae.dtype)
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) in [-1, 1] -> scaled latents (B, T', C, h, w); the posterior's mode,
+        so conditioning is deterministic."""
+        latents = self.vae.encode(video).latent_dist.mode()
+        latents = latents * self.vae.config.scaling_factor
+        return latents.permute(0, 2, 1, 3, 4).to(self.transformer.dtype)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Scaled latents (1, T', C, h, w) -> (T, H, W, 3) uint8."""
+        latents = latents.permute(0, 2, 1, 3, 4) / self.vae.config.scaling_factor
+        video = self.vae.decode(latents.to(self.vae.dtype)).sample[0]
+        video = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return video.permute(1, 2, 3, 0).cpu().numpy()
+
+    def encode_mask(self, mask: np.ndarray) -> torch.Tensor:
+        """A (T, H, W) bool mask as latents: white where edited, black elsewhere."""
+        video = np.repeat((mask.astype(np.uint8) * 255)[..., None], 3, axis=-1)
+        return self.encode(self.to_tensor(video))
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _rotary(self, height: int, width: int, frames: int):
+        cfg = self.transformer.config
+        if not cfg.use_rotary_positional_embeddings:
+            return None
+        grid_h = height // (self.spatial_factor * cfg.patch_size)
+        grid_w = width // (self.spatial_factor * cfg.patch_size)
+        crops = _grid_crop(
+            (grid_h, grid_w),
+            cfg.sample_width // cfg.patch_size,
+            cfg.sample_height // cfg.patch_size,
+        )
+        return get_3d_rotary_pos_embed(
+            embed_dim=cfg.attention_head_dim,
+            crops_coords=crops,
+            grid_size=(grid_h, grid_w),
+            temporal_size=frames,
+            device=self._execution_device,
+        )
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        condition: torch.Tensor | None,
+        prompt: str,
+        negative_prompt: str,
+        guidance_scale: float,
+        num_inference_steps: int,
+        generator: torch.Generator,
+        shape: tuple[int, int, int, int],
+        control: torch.Tensor | None = None,
+        conditioning_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """Latents (1, T', C, h, w) denoised from seeded noise, with classifier-free guidance
+        (positive ``prompt`` against ``negative_prompt``) when ``guidance_scale`` > 1.
+
+        ``condition`` (1, T', Cc, h, w) is concatenated to the noisy latents on channels;
+        ``control`` (1, T', Ck, h, w) goes through the ControlNet when there is one.
+        """
+        device = self._execution_device
+        cfg = guidance_scale > 1.0
+        embeds = self.encode_prompt([negative_prompt, prompt] if cfg else [prompt])
+        frames, channels, height, width = shape
+        latents = randn_tensor(
+            (1, frames, channels, height, width),
+            generator=generator,
+            device=device,
+            dtype=self.transformer.dtype,
+        )
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        latents = latents * self.scheduler.init_noise_sigma
+        rotary = self._rotary(height * self.spatial_factor, width * self.spatial_factor, frames)
+        accepts = set(inspect.signature(self.scheduler.step).parameters)
+        extra = {"generator": generator} if "generator" in accepts else {}
+        repeat = 2 if cfg else 1
+        if condition is not None:
+            condition = condition.repeat(repeat, 1, 1, 1, 1)
+        if control is not None:
+            control = control.repeat(repeat, 1, 1, 1, 1)
+        old_pred = None
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            model_input = self.scheduler.scale_model_input(torch.cat([latents] * repeat), t)
+            if condition is not None:
+                model_input = torch.cat([model_input, condition], dim=2)
+            timestep = t.expand(model_input.shape[0])
+            residuals = None
+            if self.controlnet is not None and control is not None:
+                residuals = self.controlnet(
+                    model_input,
+                    control,
+                    embeds,
+                    timestep,
+                    image_rotary_emb=rotary,
+                    conditioning_scale=conditioning_scale,
+                )
+            pred = self.transformer(
+                hidden_states=model_input,
+                encoder_hidden_states=embeds,
+                timestep=timestep,
+                image_rotary_emb=rotary,
+                control_residuals=residuals,
+                return_dict=False,
+            )[0].float()
+            if cfg:
+                uncond, text = pred.chunk(2)
+                pred = uncond + guidance_scale * (text - uncond)
+            if isinstance(self.scheduler, CogVideoXDPMScheduler):
+                previous = timesteps[i - 1] if i > 0 else None
+                latents, old_pred = self.scheduler.step(
+                    pred, old_pred, t, previous, latents, **extra, return_dict=False
+                )
+            else:
+                latents = self.scheduler.step(pred, t, latents, **extra, return_dict=False)[0]
+            latents = latents.to(self.transformer.dtype)
+        return latents
+
+    def latent_shape(self, frames: np.ndarray) -> tuple[int, int, int, int]:
+        t, h, w = frames.shape[:3]
+        return (
+            (t - 1) // self.temporal_factor + 1,
+            self.vae.config.latent_channels,
+            h // self.spatial_factor,
+            w // self.spatial_factor,
+        )
+
+    @staticmethod
+    def paste_back(generated: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The generated pixels inside ``mask`` (T, H, W), the source's everywhere else."""
+        return np.where(mask[..., None], generated, source)
+
+    @staticmethod
+    def generator(seed: int) -> torch.Generator:
+        # Noise is drawn on the CPU so a seed gives the same video on any device.
+        return torch.Generator("cpu").manual_seed(int(seed))
