@@ -7,6 +7,7 @@
 #   control  -> per shard: depth, HED, scribble maps per clip   (rules/control.smk)
 #   masks    -> per shard: object phrases, boxes, SAM2 masks    (rules/masks.smk)
 #   pairs    -> per task and shard: source/target pairs         (rules/pairs.smk)
+#   experts  -> per task and shard: expert-made pairs           (rules/experts.smk)
 #   filters  -> per task: quality, text and similarity scores   (rules/filters.smk)
 #   dataset  -> per task manifest, dataset card, rejects        (rules/dataset.smk)
 #   report   -> versions file, sample pictures, summary tables  (rules/report.smk)
@@ -22,6 +23,7 @@ include: "rules/captions.smk"
 include: "rules/control.smk"
 include: "rules/masks.smk"
 include: "rules/pairs.smk"
+include: "rules/experts.smk"
 include: "rules/filters.smk"
 include: "rules/dataset.smk"
 include: "rules/report.smk"

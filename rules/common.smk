@@ -31,6 +31,20 @@ SHARDS = [f"{i:05d}" for i in range(config["shards"])]
 OPERATOR_TASKS = [t for t in TASKS if MAKERS[t] == "operator"]
 CONTROL_TASKS = [t for t in TASKS if MAKERS[t] == "control"]
 MASK_TASKS = [t for t in TASKS if MAKERS[t] == "masks"]
+EXPERT_TASKS = [t for t in TASKS if MAKERS[t] == "expert"]
+REVERSED_TASKS = [t for t in TASKS if MAKERS[t] == "reversed"]
+# The expert each expert task needs ("expert:<name>" in the task registry).
+EXPERT_OF = {
+    t: n.split(":", 1)[1]
+    for t in EXPERT_TASKS + REVERSED_TASKS
+    for n in TASKS_BY_ID[t].needs
+    if n.startswith("expert:")
+}
+if "object_addition" in TASKS and "object_removal" not in TASKS:
+    raise WorkflowError(
+        "config tasks.object_addition.enabled: object addition reverses the object_removal "
+        "pairs; enable tasks.object_removal too"
+    )
 # The masks stage runs when an enabled task needs masks (grounding now, the experts later).
 NEEDS_MASKS = any("masks" in TASKS_BY_ID[t].needs for t in TASKS)
 MASK_FAMILIES = ["vlm", "detector", "segmenter"]
@@ -62,6 +76,8 @@ CAPTIONS = f"{RESULTS}/captions/{{shard}}.parquet"
 CAPTION_REJECTS = f"{RESULTS}/captions/{{shard}}.rejects.parquet"
 MASKS = f"{RESULTS}/masks/{{shard}}.parquet"
 MASK_REJECTS = f"{RESULTS}/masks/{{shard}}.rejects.parquet"
+EXPERT_CHECK = f"{RESULTS}/experts/{{expert}}.checkpoint.json"
+LLM_CACHE = f"{RESULTS}/llm/{{task}}/{{shard}}.jsonl"
 FILTER_SCORES = f"{RESULTS}/filters/{{task}}/scores.parquet"
 
 
@@ -87,9 +103,18 @@ if config["source"]["kind"] == "pexels" and not os.environ.get("PEXELS_API_KEY")
 
 def tiny_model_inputs(families):
     """The tiny-model folder, when a model the job loads lives in it (the embedded default)."""
+    return _tiny_inside([config["models"][f]["id"] for f in families])
+
+
+def tiny_expert_input(wildcards):
+    """The tiny-model folder, when the expert's checkpoint lives in it."""
+    return _tiny_inside([config["experts"][wildcards.expert]["id"]])
+
+
+def _tiny_inside(ids):
     inside = os.path.normpath(TINY_MODELS) + os.sep
-    ids = [os.path.normpath(config["models"][f]["id"]) + os.sep for f in families]
-    return [TINY_MODELS] if any(i.startswith(inside) for i in ids) else []
+    paths = [os.path.normpath(i) + os.sep for i in ids if i]
+    return [TINY_MODELS] if any(p.startswith(inside) for p in paths) else []
 
 
 def gpus(families):

@@ -10,7 +10,7 @@ rule versions:
     conda:
         "../envs/cpu.yaml"
     params:
-        config=as_json(config),
+        config=lambda wc: as_json(config),  # a function: prompt templates hold braces
     message:
         "Recording code, package and config versions"
     shell:

@@ -27,16 +27,32 @@ def test_bad_config_stops_the_run_naming_the_key(tmp_path, config, named):
 
 def test_enabling_a_task_without_a_maker_is_refused(tmp_path):
     proc = snakemake(
-        tmp_path, "-n", "all", config={"tasks": {"object_removal": {"enabled": True}}}, check=False
+        tmp_path, "-n", "all", config={"tasks": {"object_swap": {"enabled": True}}}, check=False
     )
     assert proc.returncode != 0
-    assert "tasks.object_removal.enabled" in proc.stderr + proc.stdout
+    assert "tasks.object_swap.enabled" in proc.stderr + proc.stdout
+
+
+def test_a_missing_expert_checkpoint_stops_only_its_tasks(tmp_path):
+    config = {
+        "shards": 1,
+        "source": {"demo": {"videos": 2}},
+        "tasks": {t: {"enabled": t in ("deblur", "object_removal")} for t in MAKERS},
+        "captions": {"enabled": False},
+        "export": {"webdataset": False},
+        "experts": {"remover": {"id": None}},
+    }
+    proc = snakemake(tmp_path, "--cores", "2", "--keep-going", "all", config=config, check=False)
+    assert proc.returncode != 0
+    assert (tmp_path / "dataset" / "deblur" / "manifest.parquet").exists()
+    assert not (tmp_path / "results" / "pairs" / "object_removal").exists()
+    log = (tmp_path / "logs" / "experts" / "remover.checkpoint.log").read_text()
+    assert "config experts.remover.id is not set" in log and "train" in log
 
 
 def test_default_config_plans_every_built_task(tmp_path):
     proc = snakemake(tmp_path, "-n", "all")
     out = proc.stdout + proc.stderr
-    assert len(MAKERS) == 13  # the thirteen tasks made without an expert
     for task in MAKERS:
         assert f"dataset/{task}/manifest.parquet" in out
 
@@ -52,8 +68,10 @@ def test_tiny_models_are_built_only_when_the_registry_points_at_them(tmp_path):
         "vlm": {"id": "THUDM/cogvlm2-llama3-chat-19B"},
         "detector": {"id": "IDEA-Research/grounding-dino-base"},
         "segmenter": {"id": "facebook/sam2.1-hiera-large"},
+        "llm": {"id": "meta-llama/Meta-Llama-3-8B-Instruct"},
     }
-    proc = snakemake(tmp_path / "real", "-n", "all", config={"models": real})
+    experts = {e: {"id": f"my-lab/senorita-{e}"} for e in ("remover", "local_stylizer")}
+    proc = snakemake(tmp_path / "real", "-n", "all", config={"models": real, "experts": experts})
     assert building not in proc.stdout
     assert "control_maps" in proc.stdout and "Captioning" in proc.stdout
     assert "Finding objects and their masks" in proc.stdout

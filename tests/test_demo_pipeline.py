@@ -285,6 +285,41 @@ def test_grounding_pairs_come_from_the_masks_stage(demo_run):
         mask = load_masks(demo_run / params["mask_path"])[params["object"]]
         target = read_frames(tgt)[..., 0].astype(int)
         assert np.abs(target - mask * 255).mean() < 8  # the mask, white on black
-    # Every built task has its manifest: six operator, six detector tasks and grounding.
+    # Every built task has its manifest.
     assert all((demo_run / "dataset" / t / "manifest.parquet").exists() for t in MAKERS)
-    assert len(MAKERS) == 13
+
+
+def test_expert_tasks_are_made_by_the_tiny_experts(demo_run):
+    """The demo's experts are tiny random ones (noise), at the demo's 9 x 64 x 112."""
+    catalogue = pd.read_parquet(demo_run / "results/sources/catalogue.parquet")
+    for task, expert in [("object_removal", "remover"), ("local_stylization", "local_stylizer")]:
+        df = manifest(demo_run, task)
+        assert len(df) == len(catalogue), task  # every demo clip has an object
+        for row in df.to_dict("records"):
+            params = json.loads(row["params"])
+            assert params["checkpoint"] == f"results/models/tiny/{expert}"
+            assert row["maker"] == f"expert:{expert}:results/models/tiny/{expert}@local"
+            assert {"prompt", "negative_prompt", "guidance", "steps", "seed"} <= set(params)
+            for side in ("source_path", "target_path"):
+                info = probe(demo_run / "dataset" / row[side])
+                assert (
+                    (info.frames, info.height, info.width)
+                    == (9, 64, 112)
+                    == (
+                        row["frames"],
+                        row["target_height"],
+                        row["target_width"],
+                    )
+                )
+        if task == "local_stylization":
+            assert df["params"].map(lambda p: json.loads(p)["attribute"]).str.len().gt(0).all()
+    removal = manifest(demo_run, "object_removal").set_index("clip_id")
+    addition = manifest(demo_run, "object_addition")
+    assert len(addition) == len(removal)
+    for row in addition.to_dict("records"):
+        fwd = removal.loc[row["clip_id"]]
+        root = demo_run / "dataset"
+        assert os.path.samefile(root / row["source_path"], root / fwd["target_path"])
+        assert os.path.samefile(root / row["target_path"], root / fwd["source_path"])
+    checks = sorted(p.name for p in (demo_run / "results/experts").glob("*.checkpoint.json"))
+    assert checks == ["local_stylizer.checkpoint.json", "remover.checkpoint.json"]

@@ -7,8 +7,9 @@ import subprocess
 import pandas as pd
 import pytest
 
-from conftest import OPERATOR_TASKS, snakemake
+from conftest import snakemake
 from senorita.sources.demo import generate_video
+from senorita.tasks import MAKERS
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_bad_files_land_in_rejects_and_good_files_become_clips(messy_folder, tmp
     config = {
         "shards": 2,
         "source": {"kind": "local", "local": {"path": str(messy_folder)}},
-        "tasks": {t: {"enabled": t == "colorization"} for t in OPERATOR_TASKS},
+        "tasks": {t: {"enabled": t == "colorization"} for t in MAKERS},
     }
     snakemake(tmp_path, "--cores", "2", "all", config=config)
     rejects = pd.read_parquet(tmp_path / "dataset" / "rejects.parquet")
@@ -90,7 +91,7 @@ def test_the_same_file_under_two_names_gives_distinct_clips(tmp_path):
     config = {
         "shards": 1,
         "source": {"kind": "local", "local": {"path": str(folder)}},
-        "tasks": {t: {"enabled": t == "colorization"} for t in OPERATOR_TASKS},
+        "tasks": {t: {"enabled": t == "colorization"} for t in MAKERS},
         "captions": {"enabled": False},
     }
     snakemake(tmp_path / "run", "--cores", "2", "all", config=config)

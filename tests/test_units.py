@@ -48,8 +48,8 @@ def test_registry_declares_the_18_spec_tasks_in_order():
 def test_only_tasks_with_makers_are_enabled():
     assert enabled_tasks({}) == [t.id for t in TASKS if t.id in MAKERS]
     assert "deblur" not in enabled_tasks({"deblur": {"enabled": False}})
-    with pytest.raises(ValueError, match="object_removal"):
-        enabled_tasks({"object_removal": {"enabled": True}})
+    with pytest.raises(ValueError, match="object_swap"):
+        enabled_tasks({"object_swap": {"enabled": True}})
 
 
 def test_shards_are_stable_and_spread():

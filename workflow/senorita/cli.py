@@ -127,6 +127,43 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
 
+    p = sub.add_parser("check-expert", help="check an expert's checkpoint before its jobs run")
+    p.add_argument("--name", required=True)
+    p.add_argument("--params", type=_json, required=True, help="the config's experts.<name>")
+    p.add_argument("--tasks", required=True, help="comma-separated tasks the expert makes")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("expert-pairs", help="make one expert task's pairs for one shard")
+    p.add_argument("--task", required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--videos", type=Path, required=True)
+    p.add_argument("--masks", type=Path, required=True, help="the shard's mask table")
+    p.add_argument("--control", type=Path, default=None, help="the shard's control-map table")
+    p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
+    p.add_argument("--experts", type=_json, required=True, help="the config's experts section")
+    p.add_argument("--models", type=_json, required=True, help="the config's models section")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--encode", type=_json, required=True, help="the config's encode section")
+    p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
+    p.add_argument("--cache", type=Path, required=True, help="the language model's answer cache")
+    p.add_argument("--max-words", type=int, default=None)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
+    p = sub.add_parser("reversed-pairs", help="make a task's pairs by reversing another's")
+    p.add_argument("--task", required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--videos", type=Path, required=True)
+    p.add_argument("--forward", type=Path, required=True, help="the reversed task's pair table")
+    p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
+    p.add_argument("--max-words", type=int, default=None)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--rejects", type=Path, required=True)
+
     p = sub.add_parser("tiny-models", help="build tiny random models of every family (CPU demo)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--families", default=None, help="comma-separated; default: all")
@@ -359,6 +396,53 @@ def _grounding_pairs(args: argparse.Namespace) -> None:
     )
 
 
+def _check_expert(args: argparse.Namespace) -> None:
+    from senorita.checkpoints import check_expert
+
+    check_expert(args.name, args.params, [t for t in args.tasks.split(",") if t], args.out)
+
+
+def _expert_pairs(args: argparse.Namespace) -> None:
+    from senorita.expert_pairs import make_expert_pairs
+
+    make_expert_pairs(
+        args.task,
+        args.shard,
+        args.clips,
+        args.videos,
+        args.masks,
+        args.control,
+        args.params,
+        args.experts,
+        args.models,
+        args.seed,
+        args.encode,
+        args.dataset,
+        args.out,
+        args.rejects,
+        args.cache,
+        max_words=args.max_words,
+    )
+
+
+def _reversed_pairs(args: argparse.Namespace) -> None:
+    from senorita.expert_pairs import make_reversed_pairs
+
+    make_reversed_pairs(
+        args.task,
+        args.shard,
+        args.clips,
+        args.videos,
+        args.forward,
+        args.params,
+        args.seed,
+        args.dataset,
+        args.out,
+        args.rejects,
+        max_words=args.max_words,
+    )
+
+
 def _tiny_models(args: argparse.Namespace) -> None:
     from senorita.models.tiny import FAMILIES, build_tiny_models
 
@@ -398,6 +482,9 @@ HANDLERS = {
     "control-pairs": _control_pairs,
     "masks": _masks,
     "grounding-pairs": _grounding_pairs,
+    "check-expert": _check_expert,
+    "expert-pairs": _expert_pairs,
+    "reversed-pairs": _reversed_pairs,
     "tiny-models": _tiny_models,
     "filter-scores": _filter_scores,
 }

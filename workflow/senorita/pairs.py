@@ -88,6 +88,7 @@ class Made:
     maker: str
     params: dict[str, Any]
     slots: dict[str, str] = field(default_factory=dict)  # instruction template slots
+    frames: int | None = None  # when not the clip's (an expert generates a set count)
 
 
 # A maker gets the clip's row, the pair's rng and the two paths to write.
@@ -156,7 +157,7 @@ def make_pairs(
             "source_width": int(made.source_shape[1]),
             "target_height": int(made.target_shape[0]),
             "target_width": int(made.target_shape[1]),
-            "frames": int(clip["frames"]),
+            "frames": int(made.frames or clip["frames"]),
             "fps": float(clip["fps"]),
             "maker": made.maker,
             "params": json.dumps(made.params, sort_keys=True),

@@ -110,6 +110,9 @@ MAKERS: dict[str, str] = {
     "scribble_to_video": "control",
     "scribble_detection": "control",
     "grounding": "masks",
+    "object_removal": "expert",
+    "local_stylization": "expert",
+    "object_addition": "reversed",
 }
 
 

@@ -6,10 +6,11 @@ optionally steered by a video ControlNet fed control-map latents. What differs p
 which conditioning it assembles and which prompts it uses; the loop, the VAE round trip, the
 classifier-free guidance and the paste-back live here.
 
-Frames go in and come out as (T, H, W, 3) uint8 arrays; T must be 4k+1 (the VAE compresses time
-by 4) and H, W multiples of 16 (VAE 8 × patch 2). Being ``DiffusionPipeline`` subclasses they
-``save_pretrained``/``from_pretrained`` in diffusers' folder format and offer its memory savers
-(``enable_model_cpu_offload``, ``vae.enable_tiling``/``enable_slicing``).
+Frames go in and come out as (T, H, W, 3) uint8 arrays; T must be 8k+1 (the VAE compresses time
+by 4 and decodes latent frames in pairs after the first) and H, W multiples of 16 (VAE 8 × patch
+2). Being ``DiffusionPipeline`` subclasses they ``save_pretrained``/``from_pretrained`` in
+diffusers' folder format and offer its memory savers (``enable_model_cpu_offload``,
+``vae.enable_tiling``/``enable_slicing``).
 """
 
 from __future__ import annotations
@@ -73,9 +74,11 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
     def check_frames(self, frames: np.ndarray) -> None:
         t, h, w = frames.shape[:3]
         unit = self.spatial_factor * self.transformer.config.patch_size
-        if (t - 1) % self.temporal_factor or h % unit or w % unit:
+        # The VAE decodes the latent frames after the first in pairs: their count must be odd.
+        step = 2 * self.temporal_factor
+        if (t - 1) % step or h % unit or w % unit:
             raise ValueError(
-                f"frames {t}x{h}x{w}: the frame count must be {self.temporal_factor}k+1 and "
+                f"frames {t}x{h}x{w}: the frame count must be {step}k+1 and "
                 f"height and width multiples of {unit}"
             )
 

@@ -1,0 +1,92 @@
+rule expert_checkpoint:
+    input:
+        tiny_expert_input,
+    output:
+        EXPERT_CHECK,
+    log:
+        f"{LOGS}/experts/{{expert}}.checkpoint.log",
+    localrule: True
+    priority: 100  # first, so a missing checkpoint is reported before hours of other work
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        expert=lambda wc: as_json(config["experts"][wc.expert]),
+        tasks=lambda wc: ",".join(t for t, e in EXPERT_OF.items() if e == wc.expert),
+    message:
+        "Checking the {wildcards.expert} checkpoint before any of its jobs run"
+    shell:
+        "senorita check-expert --name {wildcards.expert} --params {params.expert:q}"
+        " --tasks {params.tasks} --out {output} 2> {log}"
+
+
+rule expert_pairs:
+    input:
+        checkpoint=lambda wc: EXPERT_CHECK.format(expert=EXPERT_OF[wc.task]),
+        clips=rules.clips.output.clips,
+        videos=rules.ingest.output.videos,
+        masks=rules.masks.output.masks,
+        control=lambda wc: CONTROL if wc.task == "local_stylization" else [],
+        models=lambda wc: (
+            tiny_model_inputs(["llm"]) if wc.task == "local_stylization" else []
+        ),
+    output:
+        pairs=PAIRS,
+        rejects=PAIR_REJECTS,
+    log:
+        f"{LOGS}/pairs/{{task}}/{{shard}}.log",
+    wildcard_constraints:
+        task="|".join(EXPERT_TASKS) or "no-task",
+    conda:
+        "../envs/gpu.yaml"
+    resources:
+        gpu=lambda wc: int(config["experts"][EXPERT_OF[wc.task]]["device"] != "cpu"),
+        mem_mb=lambda wc: config["experts"][EXPERT_OF[wc.task]]["resources"]["mem_mb"],
+        runtime=lambda wc: config["experts"][EXPERT_OF[wc.task]]["resources"]["runtime"],
+    params:
+        task=lambda wc: as_json(config["tasks"][wc.task]),
+        expert=lambda wc: EXPERT_OF[wc.task],
+        experts=lambda wc: as_json(config["experts"]),
+        models=as_json({"llm": config["models"]["llm"]}),
+        control=lambda wc, input: f"--control {input.control}" if input.control else "",
+        encode=as_json(config["encode"]),
+        seed=config["seed"],
+        dataset=DATASET,
+        cache=LLM_CACHE,
+        max_words=config["instructions"]["max_words"],
+    message:
+        "Making {wildcards.task} pairs for shard {wildcards.shard} with the {params.expert} expert"
+    shell:
+        "senorita expert-pairs --task {wildcards.task} --shard {wildcards.shard}"
+        " --clips {input.clips} --videos {input.videos} --masks {input.masks} {params.control}"
+        " --params {params.task:q} --experts {params.experts:q} --models {params.models:q}"
+        " --seed {params.seed} --encode {params.encode:q} --dataset {params.dataset}"
+        " --cache {params.cache} --max-words {params.max_words}"
+        " --out {output.pairs} --rejects {output.rejects} 2> {log}"
+
+
+rule reversed_pairs:
+    input:
+        clips=rules.clips.output.clips,
+        videos=rules.ingest.output.videos,
+        forward=PAIRS.replace("{task}", "object_removal"),
+    output:
+        pairs=PAIRS,
+        rejects=PAIR_REJECTS,
+    log:
+        f"{LOGS}/pairs/{{task}}/{{shard}}.log",
+    wildcard_constraints:
+        task="|".join(REVERSED_TASKS) or "no-task",
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        task=lambda wc: as_json(config["tasks"][wc.task]),
+        seed=config["seed"],
+        dataset=DATASET,
+        max_words=config["instructions"]["max_words"],
+    message:
+        "Making {wildcards.task} pairs for shard {wildcards.shard} by reversing object_removal's"
+    shell:
+        "senorita reversed-pairs --task {wildcards.task} --shard {wildcards.shard}"
+        " --clips {input.clips} --videos {input.videos} --forward {input.forward}"
+        " --params {params.task:q} --seed {params.seed} --dataset {params.dataset}"
+        " --max-words {params.max_words} --out {output.pairs} --rejects {output.rejects} 2> {log}"

@@ -1,0 +1,282 @@
+"""Stage 6, per task and shard: pairs made by the video experts, and their reversals.
+
+- ``object_removal``: the remover erases one object per clip (a seeded draw among the clip's
+  kept objects, see the masks stage); source the clip, target the clip without it.
+- ``local_stylization``: the local stylizer restyles one object with an attribute the language
+  model proposes (validated, seeded, cached per clip; a fallback list otherwise), steered by the
+  clip's HED, Canny and depth maps masked to the object.
+- ``object_addition``: the removal pairs reversed: the same files (hard links), no model run,
+  its own instructions.
+
+The expert generates at ``experts.frames`` × ``height`` × ``width`` (the paper's 33 × 336 × 592):
+the clip's first frames, resized, are the pair's source (re-encoded at that size) so source and
+target align pixel for pixel. The object's mask is dilated by ``experts.dilate_px``; with
+``experts.paste_back`` the pixels outside it are the source's. Every row records the expert's
+checkpoint and revision, prompts, guidance, steps and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from senorita.atomic import link_or_copy
+from senorita.masks import dilate, load_masks
+from senorita.models import ModelSpec
+from senorita.pairs import Made, NoPair, make_pairs
+from senorita.video import read_frames, write_frames
+
+log = logging.getLogger(__name__)
+
+# Expert-made tasks and the expert that makes each.
+EXPERT_OF = {"object_removal": "remover", "local_stylization": "local_stylizer"}
+# Tasks made by reversing another task's pairs.
+REVERSED = {"object_addition": "object_removal"}
+
+ATTRIBUTE_QUESTION = (
+    "Propose one new colour, material or texture for a {obj} in a video, as a short adjective "
+    "phrase (one to three words). Answer with the phrase only."
+)
+
+
+def fit_video(frames: np.ndarray, n: int, height: int, width: int) -> np.ndarray:
+    """The first ``n`` frames resized to height × width (area interpolation)."""
+    if len(frames) < n:
+        raise NoPair(f"clip has {len(frames)} frames, the expert needs {n}")
+    frames = frames[:n]
+    if frames.shape[1:3] == (height, width):
+        return frames
+    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def fit_mask(mask: np.ndarray, n: int, height: int, width: int) -> np.ndarray:
+    mask = mask[:n].astype(np.uint8)
+    if mask.shape[1:3] != (height, width):
+        mask = np.stack(
+            [cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in mask]
+        )
+    return mask.astype(bool)
+
+
+def load_expert(name: str, cfg: dict[str, Any]):
+    """An expert pipeline from its configured checkpoint, placed and with memory savers set."""
+    from senorita.experts import PIPELINES
+
+    spec = ModelSpec.from_config(cfg, name)
+    pipe = PIPELINES[name].from_pretrained(
+        spec.id,
+        revision=None if spec.is_local else spec.revision,
+        dtype=spec.torch_dtype(),
+    )
+    if cfg["cpu_offload"] and spec.torch_device().type == "cuda":
+        pipe.enable_model_cpu_offload(device=spec.torch_device())
+    else:
+        pipe.to(spec.torch_device())
+    if cfg["vae_tiling"]:
+        pipe.vae.enable_tiling()
+    if cfg["vae_slicing"]:
+        pipe.vae.enable_slicing()
+    pipe.set_progress_bar_config(disable=True)
+    log.info("%s: loaded %s (%s on %s)", name, spec.id, spec.torch_dtype(), spec.torch_device())
+    return pipe, spec
+
+
+def make_expert_pairs(
+    task: str,
+    shard: int,
+    clips: Path,
+    videos: Path,
+    masks: Path,
+    control: Path | None,
+    task_cfg: dict[str, Any],
+    experts_cfg: dict[str, Any],
+    models: dict[str, Any],
+    seed: int,
+    encode: dict[str, Any],
+    dataset: Path,
+    out: Path,
+    rejects_out: Path,
+    cache: Path,
+    max_words: int | None = None,
+) -> pd.DataFrame:
+    name = EXPERT_OF[task]
+    expert_cfg = experts_cfg[name]
+    n, height, width = experts_cfg["frames"], experts_cfg["height"], experts_cfg["width"]
+    objects = pd.read_parquet(masks)
+    by_clip = {cid: group.sort_values("object") for cid, group in objects.groupby("clip_id")}
+    maps = None
+    if control is not None:
+        table = pd.read_parquet(control)
+        maps = {(r["clip_id"], r["kind"]): r["path"] for r in table.to_dict("records")}
+    state: dict[str, Any] = {}  # models, loaded on the first clip that needs them
+
+    def expert():
+        if "pipe" not in state:
+            state["pipe"], state["spec"] = load_expert(name, experts_cfg)
+        return state["pipe"], state["spec"]
+
+    def attribute(clip_id: str, obj: str, pair_seed: int) -> tuple[str, str]:
+        from senorita.models.llm import AnswerCache, ChatLLM, propose
+
+        if "cache" not in state:
+            state["cache"] = AnswerCache(cache)
+        key = f"{clip_id}/attribute/{obj}"
+        if state["cache"].get(key) is None and "llm" not in state:
+            state["llm"] = ChatLLM.load(ModelSpec.from_config(models, "llm"))
+        question = ATTRIBUTE_QUESTION.format(obj=obj)
+        return propose(
+            state.get("llm"),
+            state["cache"],
+            key,
+            question,
+            obj,
+            experts_cfg["attributes"],
+            pair_seed,
+        )
+
+    def make(clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
+        if clip["clip_id"] not in by_clip:
+            raise NoPair("no object found (see the masks stage's rejects)", record=False)
+        choices = by_clip[clip["clip_id"]]
+        obj = choices.iloc[int(rng.integers(len(choices)))]
+        phrase = obj["phrase"]
+        frames = fit_video(read_frames(clip["path"]), n, height, width)
+        mask = load_masks(obj["mask_path"])[int(obj["object"])]
+        mask = dilate(fit_mask(mask, n, height, width), experts_cfg["dilate_px"])
+        gen_seed = int(rng.integers(2**31))
+        pipe, spec = expert()
+        common = {
+            "guidance_scale": expert_cfg["guidance"],
+            "num_inference_steps": expert_cfg["steps"],
+            "seed": gen_seed,
+            "paste_back": experts_cfg["paste_back"],
+        }
+        slots = {"obj": phrase}
+        params: dict[str, Any] = {}
+        if name == "remover":
+            result = pipe(
+                frames,
+                mask,
+                phrase,
+                prompt=expert_cfg["prompt"],
+                negative_prompt=expert_cfg["negative_prompt"],
+                **common,
+            )
+            prompt = expert_cfg["prompt"].format(obj=phrase)
+            negative = expert_cfg["negative_prompt"].format(obj=phrase)
+        else:
+            attr, attr_source = attribute(clip["clip_id"], phrase, gen_seed)
+            control_maps = []
+            for kind in ("hed", "canny", "depth"):
+                if maps is None or (clip["clip_id"], kind) not in maps:
+                    raise NoPair(f"no {kind} map for this clip (see the control stage's rejects)")
+                control_maps.append(
+                    fit_video(read_frames(maps[clip["clip_id"], kind]), n, height, width)
+                )
+            result = pipe(
+                frames,
+                mask,
+                phrase,
+                attr,
+                *control_maps,
+                prompt=expert_cfg["prompt"],
+                negative_prompt=expert_cfg["negative_prompt"],
+                conditioning_scale=expert_cfg["conditioning_scale"],
+                **common,
+            )
+            prompt = expert_cfg["prompt"].format(attribute=attr, obj=phrase)
+            negative = expert_cfg["negative_prompt"].format(attribute=attr, obj=phrase)
+            slots["attribute"] = attr
+            params.update(attribute=attr, attribute_source=attr_source)
+        crf = task_cfg.get("crf", encode["crf"])
+        write_frames(src, frames, clip["fps"], crf=crf, preset=encode["preset"])
+        write_frames(tgt, result.frames, clip["fps"], crf=crf, preset=encode["preset"])
+        prov = spec.provenance()
+        params.update(
+            expert=name,
+            checkpoint=prov["model"],
+            revision=prov["revision"],
+            dtype=prov["dtype"],
+            prompt=prompt,
+            negative_prompt=negative,
+            guidance=expert_cfg["guidance"],
+            steps=expert_cfg["steps"],
+            seed=gen_seed,
+            paste_back=experts_cfg["paste_back"],
+            dilate_px=experts_cfg["dilate_px"],
+            phrase=phrase,
+            object=int(obj["object"]),
+            mask_path=obj["mask_path"],
+            frames=n,
+        )
+        maker = f"expert:{name}:{prov['model']}@{prov['revision'] or 'local'}"
+        return Made((height, width), (height, width), maker, params, slots, frames=n)
+
+    return make_pairs(
+        task,
+        shard,
+        clips,
+        videos,
+        task_cfg,
+        seed,
+        dataset,
+        out,
+        rejects_out,
+        make,
+        {"encode": encode, "expert": name, "experts": experts_cfg},
+        max_words=max_words,
+    )
+
+
+def make_reversed_pairs(
+    task: str,
+    shard: int,
+    clips: Path,
+    videos: Path,
+    forward: Path,
+    task_cfg: dict[str, Any],
+    seed: int,
+    dataset: Path,
+    out: Path,
+    rejects_out: Path,
+    max_words: int | None = None,
+) -> pd.DataFrame:
+    """``task``'s pairs as another task's pairs reversed: the same files, new instructions."""
+    rows = {r["clip_id"]: r for r in pd.read_parquet(forward).to_dict("records")}
+
+    def make(clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
+        if clip["clip_id"] not in rows:
+            raise NoPair(f"no {REVERSED[task]} pair for this clip", record=False)
+        row = rows[clip["clip_id"]]
+        link_or_copy(dataset / row["target_path"], src)
+        link_or_copy(dataset / row["source_path"], tgt)
+        params = {**json.loads(row["params"]), "reversed_from": row["pair_id"]}
+        return Made(
+            (row["target_height"], row["target_width"]),
+            (row["source_height"], row["source_width"]),
+            f"reversed:{row['maker']}",
+            params,
+            {"obj": params["phrase"]},
+            frames=int(row["frames"]),
+        )
+
+    return make_pairs(
+        task,
+        shard,
+        clips,
+        videos,
+        task_cfg,
+        seed,
+        dataset,
+        out,
+        rejects_out,
+        make,
+        {"reversed_from": REVERSED[task]},
+        max_words=max_words,
+    )
