@@ -40,6 +40,10 @@ EXPERT_OF = {
     for n in TASKS_BY_ID[t].needs
     if n.startswith("expert:")
 }
+# Which expert tasks read control maps, captions, or ask the language model.
+CONTROL_EXPERT_TASKS = ("local_stylization", "global_stylization")
+CAPTION_EXPERT_TASKS = ("object_swap", "global_stylization")
+LLM_EXPERT_TASKS = ("local_stylization", "object_swap")
 if "object_addition" in TASKS and "object_removal" not in TASKS:
     raise WorkflowError(
         "config tasks.object_addition.enabled: object addition reverses the object_removal "
@@ -107,8 +111,10 @@ def tiny_model_inputs(families):
 
 
 def tiny_expert_input(wildcards):
-    """The tiny-model folder, when the expert's checkpoint lives in it."""
-    return _tiny_inside([config["experts"][wildcards.expert]["id"]])
+    """The tiny-model folder, when the expert's checkpoint (or its frame-0 editor) lives in it."""
+    cfg = config["experts"][wildcards.expert]
+    editors = [cfg[k]["id"] for k in ("frame_filler", "frame_stylizer") if k in cfg]
+    return _tiny_inside([cfg["id"], *editors])
 
 
 def _tiny_inside(ids):

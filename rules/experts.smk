@@ -5,8 +5,8 @@ rule expert_checkpoint:
         EXPERT_CHECK,
     log:
         f"{LOGS}/experts/{{expert}}.checkpoint.log",
-    localrule: True
     priority: 100  # first, so a missing checkpoint is reported before hours of other work
+    localrule: True
     conda:
         "../envs/cpu.yaml"
     params:
@@ -24,10 +24,11 @@ rule expert_pairs:
         checkpoint=lambda wc: EXPERT_CHECK.format(expert=EXPERT_OF[wc.task]),
         clips=rules.clips.output.clips,
         videos=rules.ingest.output.videos,
-        masks=rules.masks.output.masks,
-        control=lambda wc: CONTROL if wc.task == "local_stylization" else [],
+        masks=lambda wc: MASKS if wc.task != "global_stylization" else [],
+        control=lambda wc: CONTROL if wc.task in CONTROL_EXPERT_TASKS else [],
+        captions=lambda wc: CAPTIONS if wc.task in CAPTION_EXPERT_TASKS else [],
         models=lambda wc: (
-            tiny_model_inputs(["llm"]) if wc.task == "local_stylization" else []
+            tiny_model_inputs(["llm"]) if wc.task in LLM_EXPERT_TASKS else []
         ),
     output:
         pairs=PAIRS,
@@ -47,7 +48,11 @@ rule expert_pairs:
         expert=lambda wc: EXPERT_OF[wc.task],
         experts=lambda wc: as_json(config["experts"]),
         models=as_json({"llm": config["models"]["llm"]}),
-        control=lambda wc, input: f"--control {input.control}" if input.control else "",
+        optional=lambda wc, input: " ".join(
+            f"--{k} {getattr(input, k)}"
+            for k in ("masks", "control", "captions")
+            if getattr(input, k, None)
+        ),
         encode=as_json(config["encode"]),
         seed=config["seed"],
         dataset=DATASET,
@@ -57,7 +62,7 @@ rule expert_pairs:
         "Making {wildcards.task} pairs for shard {wildcards.shard} with the {params.expert} expert"
     shell:
         "senorita expert-pairs --task {wildcards.task} --shard {wildcards.shard}"
-        " --clips {input.clips} --videos {input.videos} --masks {input.masks} {params.control}"
+        " --clips {input.clips} --videos {input.videos} {params.optional}"
         " --params {params.task:q} --experts {params.experts:q} --models {params.models:q}"
         " --seed {params.seed} --encode {params.encode:q} --dataset {params.dataset}"
         " --cache {params.cache} --max-words {params.max_words}"

@@ -292,7 +292,13 @@ def test_grounding_pairs_come_from_the_masks_stage(demo_run):
 def test_expert_tasks_are_made_by_the_tiny_experts(demo_run):
     """The demo's experts are tiny random ones (noise), at the demo's 9 x 64 x 112."""
     catalogue = pd.read_parquet(demo_run / "results/sources/catalogue.parquet")
-    for task, expert in [("object_removal", "remover"), ("local_stylization", "local_stylizer")]:
+    experts = [
+        ("object_removal", "remover"),
+        ("local_stylization", "local_stylizer"),
+        ("object_swap", "inpainter"),
+        ("global_stylization", "global_stylizer"),
+    ]
+    for task, expert in experts:
         df = manifest(demo_run, task)
         assert len(df) == len(catalogue), task  # every demo clip has an object
         for row in df.to_dict("records"):
@@ -311,8 +317,17 @@ def test_expert_tasks_are_made_by_the_tiny_experts(demo_run):
                         row["target_width"],
                     )
                 )
+        params = df["params"].map(json.loads)
         if task == "local_stylization":
-            assert df["params"].map(lambda p: json.loads(p)["attribute"]).str.len().gt(0).all()
+            assert params.map(lambda p: p["attribute"]).str.len().gt(0).all()
+        if task == "object_swap":
+            assert all(p["new_object"] != p["phrase"] for p in params)
+            assert all(p["frame_filler"] == "results/models/tiny/frame_filler" for p in params)
+        if task == "global_stylization":
+            assert all(
+                p["style"] in row["instruction"]
+                for p, row in zip(params, df.to_dict("records"), strict=True)
+            )
     removal = manifest(demo_run, "object_removal").set_index("clip_id")
     addition = manifest(demo_run, "object_addition")
     assert len(addition) == len(removal)
@@ -322,4 +337,4 @@ def test_expert_tasks_are_made_by_the_tiny_experts(demo_run):
         assert os.path.samefile(root / row["source_path"], root / fwd["target_path"])
         assert os.path.samefile(root / row["target_path"], root / fwd["source_path"])
     checks = sorted(p.name for p in (demo_run / "results/experts").glob("*.checkpoint.json"))
-    assert checks == ["local_stylizer.checkpoint.json", "remover.checkpoint.json"]
+    assert checks == [f"{e}.checkpoint.json" for e in sorted(e for _, e in experts)]

@@ -140,6 +140,7 @@ def removal(shard, experts_cfg, name="removal"):
         shard["videos"],
         root / "masks.parquet",
         None,
+        None,
         {"clip_fraction": 1.0},
         experts_cfg,
         shard["models"],

@@ -186,3 +186,24 @@ def test_frames_the_vae_cannot_take_are_refused(experts, clip):
     for t in (8, 5):  # 5 is 4k+1, but makes an even number of latent frames
         with pytest.raises(ValueError, match="8k\\+1"):
             experts["remover"](frames[:t], mask[:t], "dog", num_inference_steps=1)
+
+
+def test_the_frame_zero_editors_round_trip_and_are_seeded(tmp_path, clip):
+    from senorita.models.frame_editors import FrameFiller, FrameStylizer
+
+    folders = build_tiny_models(tmp_path, ("frame_filler", "frame_stylizer"))
+    frames, mask = clip
+    common = {"revision": "main", "dtype": "auto", "device": "cpu", "steps": 2}
+    filler = FrameFiller.load(
+        {**common, "id": str(folders["frame_filler"]), "guidance": 30.0, "max_sequence_length": 16}
+    )
+    filled = filler(frames[0], mask[0], "a cat", seed=1)
+    assert filled.shape == (H, W, 3) and filled.dtype == np.uint8
+    assert np.array_equal(filled, filler(frames[0], mask[0], "a cat", seed=1))
+    stylizer = FrameStylizer.load(
+        {**common, "id": str(folders["frame_stylizer"]), "guidance": 7.5, "controlnet": None}
+    )
+    styled = stylizer(frames[0], "a dog, in ukiyo-e style", seed=1)
+    assert styled.shape == (H, W, 3) and styled.dtype == np.uint8
+    assert np.array_equal(styled, stylizer(frames[0], "a dog, in ukiyo-e style", seed=1))
+    assert not np.array_equal(styled, stylizer(frames[0], "a dog, in ukiyo-e style", seed=2))

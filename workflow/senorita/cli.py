@@ -138,8 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--clips", type=Path, required=True)
     p.add_argument("--videos", type=Path, required=True)
-    p.add_argument("--masks", type=Path, required=True, help="the shard's mask table")
+    p.add_argument("--masks", type=Path, default=None, help="the shard's mask table")
     p.add_argument("--control", type=Path, default=None, help="the shard's control-map table")
+    p.add_argument("--captions", type=Path, default=None, help="the shard's caption table")
     p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
     p.add_argument("--experts", type=_json, required=True, help="the config's experts section")
     p.add_argument("--models", type=_json, required=True, help="the config's models section")
@@ -412,6 +413,7 @@ def _expert_pairs(args: argparse.Namespace) -> None:
         args.videos,
         args.masks,
         args.control,
+        args.captions,
         args.params,
         args.experts,
         args.models,

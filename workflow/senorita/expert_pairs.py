@@ -3,16 +3,24 @@
 - ``object_removal``: the remover erases one object per clip (a seeded draw among the clip's
   kept objects, see the masks stage); source the clip, target the clip without it.
 - ``local_stylization``: the local stylizer restyles one object with an attribute the language
-  model proposes (validated, seeded, cached per clip; a fallback list otherwise), steered by the
-  clip's HED, Canny and depth maps masked to the object.
+  model proposes, steered by the clip's HED, Canny and depth maps masked to the object.
+- ``object_swap``: the language model proposes a new object (given the object and the clip's
+  caption), FLUX.1-Fill paints it into frame 0 under the dilated mask, and the inpainter
+  propagates it through the clip.
+- ``global_stylization``: a style drawn from ``experts.styles``; Stable Diffusion 1.5 with a
+  ControlNet restyles frame 0 from its control map, and the global stylizer propagates it with
+  the caption plus the style as prompt.
 - ``object_addition``: the removal pairs reversed: the same files (hard links), no model run,
   its own instructions.
+
+Language model answers are validated, seeded and cached per clip (``models.llm``); a failed
+answer falls back to a seeded draw from a configured list, and the row says which it was.
 
 The expert generates at ``experts.frames`` × ``height`` × ``width`` (the paper's 33 × 336 × 592):
 the clip's first frames, resized, are the pair's source (re-encoded at that size) so source and
 target align pixel for pixel. The object's mask is dilated by ``experts.dilate_px``; with
 ``experts.paste_back`` the pixels outside it are the source's. Every row records the expert's
-checkpoint and revision, prompts, guidance, steps and seed.
+checkpoint and revision, prompts, negative prompt, guidance, steps and seed.
 """
 
 from __future__ import annotations
@@ -35,10 +43,20 @@ from senorita.video import read_frames, write_frames
 log = logging.getLogger(__name__)
 
 # Expert-made tasks and the expert that makes each.
-EXPERT_OF = {"object_removal": "remover", "local_stylization": "local_stylizer"}
+EXPERT_OF = {
+    "object_removal": "remover",
+    "local_stylization": "local_stylizer",
+    "object_swap": "inpainter",
+    "global_stylization": "global_stylizer",
+}
 # Tasks made by reversing another task's pairs.
 REVERSED = {"object_addition": "object_removal"}
 
+SWAP_QUESTION = (
+    "A video shows: {caption}. Name one different everyday object that could stand where the "
+    "{obj} is, about the same size. Answer with a short noun phrase only."
+)
+STYLES = Path(__file__).with_name("styles.txt")
 ATTRIBUTE_QUESTION = (
     "Propose one new colour, material or texture for a {obj} in a video, as a short adjective "
     "phrase (one to three words). Answer with the phrase only."
@@ -62,6 +80,18 @@ def fit_mask(mask: np.ndarray, n: int, height: int, width: int) -> np.ndarray:
             [cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in mask]
         )
     return mask.astype(bool)
+
+
+def load_styles(styles: list[str] | str | None) -> list[str]:
+    """The global stylizer's styles: a list, a file of one style per line, or the built-in list."""
+    if isinstance(styles, list):
+        return styles
+    path = Path(styles) if styles else STYLES
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    found = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not found:
+        raise ValueError(f"config experts.styles: {path} lists no style")
+    return found
 
 
 def load_expert(name: str, cfg: dict[str, Any]):
@@ -92,8 +122,9 @@ def make_expert_pairs(
     shard: int,
     clips: Path,
     videos: Path,
-    masks: Path,
+    masks: Path | None,
     control: Path | None,
+    captions: Path | None,
     task_cfg: dict[str, Any],
     experts_cfg: dict[str, Any],
     models: dict[str, Any],
@@ -108,12 +139,18 @@ def make_expert_pairs(
     name = EXPERT_OF[task]
     expert_cfg = experts_cfg[name]
     n, height, width = experts_cfg["frames"], experts_cfg["height"], experts_cfg["width"]
-    objects = pd.read_parquet(masks)
-    by_clip = {cid: group.sort_values("object") for cid, group in objects.groupby("clip_id")}
-    maps = None
+    by_clip: dict[str, pd.DataFrame] = {}
+    if masks is not None:
+        objects = pd.read_parquet(masks)
+        by_clip = {cid: g.sort_values("object") for cid, g in objects.groupby("clip_id")}
+    maps: dict[tuple[str, str], str] = {}
     if control is not None:
         table = pd.read_parquet(control)
         maps = {(r["clip_id"], r["kind"]): r["path"] for r in table.to_dict("records")}
+    caption_of: dict[str, str] = {}
+    if captions is not None:
+        caption_of = dict(pd.read_parquet(captions)[["clip_id", "caption"]].to_numpy())
+    styles = load_styles(experts_cfg["styles"]) if name == "global_stylizer" else []
     state: dict[str, Any] = {}  # models, loaded on the first clip that needs them
 
     def expert():
@@ -121,79 +158,154 @@ def make_expert_pairs(
             state["pipe"], state["spec"] = load_expert(name, experts_cfg)
         return state["pipe"], state["spec"]
 
-    def attribute(clip_id: str, obj: str, pair_seed: int) -> tuple[str, str]:
+    def frame_editor():
+        from senorita.models.frame_editors import FrameFiller, FrameStylizer
+
+        if "editor" not in state:
+            if name == "inpainter":
+                state["editor"] = FrameFiller.load(expert_cfg["frame_filler"])
+            else:
+                state["editor"] = FrameStylizer.load(expert_cfg["frame_stylizer"])
+        return state["editor"]
+
+    def ask(clip_id: str, what: str, obj: str, question: str, fallback: list[str], s: int):
         from senorita.models.llm import AnswerCache, ChatLLM, propose
 
         if "cache" not in state:
             state["cache"] = AnswerCache(cache)
-        key = f"{clip_id}/attribute/{obj}"
+        key = f"{clip_id}/{what}/{obj}"
         if state["cache"].get(key) is None and "llm" not in state:
             state["llm"] = ChatLLM.load(ModelSpec.from_config(models, "llm"))
-        question = ATTRIBUTE_QUESTION.format(obj=obj)
-        return propose(
-            state.get("llm"),
-            state["cache"],
-            key,
-            question,
-            obj,
-            experts_cfg["attributes"],
-            pair_seed,
-        )
+        return propose(state.get("llm"), state["cache"], key, question, obj, fallback, s)
+
+    def control_videos(clip_id: str) -> list[np.ndarray]:
+        videos = []
+        for kind in ("hed", "canny", "depth"):
+            if (clip_id, kind) not in maps:
+                raise NoPair(f"no {kind} map for this clip (see the control stage's rejects)")
+            videos.append(fit_video(read_frames(maps[clip_id, kind]), n, height, width))
+        return videos
 
     def make(clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
-        if clip["clip_id"] not in by_clip:
-            raise NoPair("no object found (see the masks stage's rejects)", record=False)
-        choices = by_clip[clip["clip_id"]]
-        obj = choices.iloc[int(rng.integers(len(choices)))]
-        phrase = obj["phrase"]
+        clip_id = clip["clip_id"]
+        params: dict[str, Any] = {}
+        slots: dict[str, str] = {}
+        phrase = mask = None
+        if name != "global_stylizer":
+            if clip_id not in by_clip:
+                raise NoPair("no object found (see the masks stage's rejects)", record=False)
+            choices = by_clip[clip_id]
+            obj = choices.iloc[int(rng.integers(len(choices)))]
+            phrase = obj["phrase"]
+            slots["obj"] = phrase
+            mask = load_masks(obj["mask_path"])[int(obj["object"])]
+            mask = dilate(fit_mask(mask, n, height, width), experts_cfg["dilate_px"])
+            params.update(
+                phrase=phrase,
+                object=int(obj["object"]),
+                mask_path=obj["mask_path"],
+                dilate_px=experts_cfg["dilate_px"],
+            )
         frames = fit_video(read_frames(clip["path"]), n, height, width)
-        mask = load_masks(obj["mask_path"])[int(obj["object"])]
-        mask = dilate(fit_mask(mask, n, height, width), experts_cfg["dilate_px"])
         gen_seed = int(rng.integers(2**31))
-        pipe, spec = expert()
-        common = {
+        run = {
             "guidance_scale": expert_cfg["guidance"],
             "num_inference_steps": expert_cfg["steps"],
             "seed": gen_seed,
-            "paste_back": experts_cfg["paste_back"],
         }
-        slots = {"obj": phrase}
-        params: dict[str, Any] = {}
+        if name != "global_stylizer":
+            run["paste_back"] = experts_cfg["paste_back"]
         if name == "remover":
+            text = {"obj": phrase}
+            pipe, spec = expert()
             result = pipe(
                 frames,
                 mask,
                 phrase,
                 prompt=expert_cfg["prompt"],
                 negative_prompt=expert_cfg["negative_prompt"],
-                **common,
+                **run,
             )
-            prompt = expert_cfg["prompt"].format(obj=phrase)
-            negative = expert_cfg["negative_prompt"].format(obj=phrase)
-        else:
-            attr, attr_source = attribute(clip["clip_id"], phrase, gen_seed)
-            control_maps = []
-            for kind in ("hed", "canny", "depth"):
-                if maps is None or (clip["clip_id"], kind) not in maps:
-                    raise NoPair(f"no {kind} map for this clip (see the control stage's rejects)")
-                control_maps.append(
-                    fit_video(read_frames(maps[clip["clip_id"], kind]), n, height, width)
-                )
+        elif name == "local_stylizer":
+            question = ATTRIBUTE_QUESTION.format(obj=phrase)
+            attr, source = ask(
+                clip_id, "attribute", phrase, question, experts_cfg["attributes"], gen_seed
+            )
+            text = {"obj": phrase, "attribute": attr}
+            slots["attribute"] = attr
+            params.update(attribute=attr, attribute_source=source)
+            hed, canny, depth = control_videos(clip_id)
+            pipe, spec = expert()
             result = pipe(
                 frames,
                 mask,
                 phrase,
                 attr,
-                *control_maps,
+                hed,
+                canny,
+                depth,
                 prompt=expert_cfg["prompt"],
                 negative_prompt=expert_cfg["negative_prompt"],
                 conditioning_scale=expert_cfg["conditioning_scale"],
-                **common,
+                **run,
             )
-            prompt = expert_cfg["prompt"].format(attribute=attr, obj=phrase)
-            negative = expert_cfg["negative_prompt"].format(attribute=attr, obj=phrase)
-            slots["attribute"] = attr
-            params.update(attribute=attr, attribute_source=attr_source)
+        elif name == "inpainter":
+            caption = caption_of.get(clip_id, "")
+            question = SWAP_QUESTION.format(obj=phrase, caption=caption or "(no caption)")
+            new, source = ask(
+                clip_id, "swap", phrase, question, experts_cfg["swap_objects"], gen_seed
+            )
+            text = {"obj": phrase, "new_obj": new}
+            slots["new"] = new
+            filler = expert_cfg["frame_filler"]
+            first = frame_editor()(frames[0], mask[0], filler["prompt"].format(new=new), gen_seed)
+            params.update(
+                new_object=new,
+                new_object_source=source,
+                frame_filler=filler["id"],
+                frame_filler_prompt=filler["prompt"].format(new=new),
+            )
+            pipe, spec = expert()
+            result = pipe(
+                frames,
+                mask,
+                first,
+                new,
+                prompt=expert_cfg["prompt"],
+                negative_prompt=expert_cfg["negative_prompt"],
+                **run,
+            )
+        else:
+            caption = caption_of.get(clip_id)
+            if not caption:
+                raise NoPair("no caption for this clip (see the captions stage's rejects)")
+            style = styles[int(rng.integers(len(styles)))]
+            text = {"caption": caption.rstrip(". "), "style": style}
+            slots["style"] = style
+            stylizer = expert_cfg["frame_stylizer"]
+            hed, canny, depth = control_videos(clip_id)
+            guide = {"hed": hed, "canny": canny, "depth": depth}[stylizer["control_kind"]]
+            first = frame_editor()(guide[0], stylizer["prompt"].format(**text), gen_seed)
+            params.update(
+                style=style,
+                caption=caption,
+                frame_stylizer=stylizer["id"],
+                frame_stylizer_controlnet=stylizer["controlnet"],
+            )
+            pipe, spec = expert()
+            result = pipe(
+                frames,
+                first,
+                caption,
+                style,
+                hed,
+                canny,
+                depth,
+                prompt=expert_cfg["prompt"],
+                negative_prompt=expert_cfg["negative_prompt"],
+                conditioning_scale=expert_cfg["conditioning_scale"],
+                **run,
+            )
         crf = task_cfg.get("crf", encode["crf"])
         write_frames(src, frames, clip["fps"], crf=crf, preset=encode["preset"])
         write_frames(tgt, result.frames, clip["fps"], crf=crf, preset=encode["preset"])
@@ -203,16 +315,12 @@ def make_expert_pairs(
             checkpoint=prov["model"],
             revision=prov["revision"],
             dtype=prov["dtype"],
-            prompt=prompt,
-            negative_prompt=negative,
+            prompt=expert_cfg["prompt"].format(**text),
+            negative_prompt=expert_cfg["negative_prompt"].format(**text),
             guidance=expert_cfg["guidance"],
             steps=expert_cfg["steps"],
             seed=gen_seed,
-            paste_back=experts_cfg["paste_back"],
-            dilate_px=experts_cfg["dilate_px"],
-            phrase=phrase,
-            object=int(obj["object"]),
-            mask_path=obj["mask_path"],
+            paste_back=run.get("paste_back", False),
             frames=n,
         )
         maker = f"expert:{name}:{prov['model']}@{prov['revision'] or 'local'}"

@@ -113,6 +113,8 @@ MAKERS: dict[str, str] = {
     "object_removal": "expert",
     "local_stylization": "expert",
     "object_addition": "reversed",
+    "object_swap": "expert",
+    "global_stylization": "expert",
 }
 
 

@@ -160,19 +160,46 @@ def build_captioner(out: Path) -> Path:
     return out
 
 
+def tiny_clip_tokenizer():
+    """CLIP's byte-level BPE with no merges (every byte is a token), built in memory."""
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    words = ["<|startoftext|>", "<|endoftext|>", *chars, *(c + "</w>" for c in chars)]
+    vocab = {w: i for i, w in enumerate(words)}
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def tiny_clip_text_encoder(tokenizer):
+    """A 1-layer, 16-wide CLIP text tower."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    vocab = tokenizer.get_vocab()
+    config = CLIPTextConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+    )
+    return CLIPTextModel(config)
+
+
 def build_clip(out: Path) -> Path:
     """CLIP (2-layer, 16-wide text and vision towers), its tokenizer and image processor.
 
     The tokenizer is CLIP's byte-level BPE with no merges (every byte is a token), built in memory;
     the image processor is CLIP's (short side, centre crop, CLIP's mean and std) at 32 px.
     """
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    chars = list(bytes_to_unicode().values())
-    words = ["<|startoftext|>", "<|endoftext|>", *chars, *(c + "</w>" for c in chars)]
-    vocab = {w: i for i, w in enumerate(words)}
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    tokenizer = tiny_clip_tokenizer()
+    vocab = tokenizer.get_vocab()
     bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
     config = CLIPConfig(
         text_config={
@@ -539,3 +566,111 @@ def build_llm(out: Path) -> Path:
 
 BUILDERS["llm"] = build_llm
 FAMILIES = (*FAMILIES, "llm")
+
+
+def build_frame_filler(out: Path) -> Path:
+    """FLUX.1-Fill (one double and one single block, a one-block VAE with 2 latent channels).
+    Its transformer takes 8 × latent + 4 × vae_scale² channels and predicts 4 × latent."""
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        FluxFillPipeline,
+        FluxTransformer2DModel,
+    )
+
+    tokenizer = tiny_clip_tokenizer()
+    tokenizer_2, text_encoder_2 = tiny_t5()
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        block_out_channels=(8,),
+        latent_channels=2,
+        norm_num_groups=2,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+    )
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=20,
+        out_channels=8,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=16,
+        axes_dims_rope=[4, 6, 6],
+    )
+    FluxFillPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=tiny_clip_text_encoder(tokenizer),
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=tokenizer_2,
+        transformer=transformer,
+    ).save_pretrained(out)
+    return out
+
+
+def build_frame_stylizer(out: Path) -> Path:
+    """Stable Diffusion 1.5 with a ControlNet (two-level 8/16-wide UNet and ControlNet)."""
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        DDIMScheduler,
+        StableDiffusionControlNetPipeline,
+        UNet2DConditionModel,
+    )
+
+    blocks = {
+        "block_out_channels": (8, 16),
+        "layers_per_block": 1,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "cross_attention_dim": 16,
+        "norm_num_groups": 4,
+        "attention_head_dim": 2,
+    }
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        **blocks,
+    )
+    controlnet = ControlNetModel(
+        in_channels=4, conditioning_embedding_out_channels=(4, 8), **blocks
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=4,
+    )
+    tokenizer = tiny_clip_tokenizer()
+    StableDiffusionControlNetPipeline(
+        vae=vae,
+        text_encoder=tiny_clip_text_encoder(tokenizer),
+        tokenizer=tokenizer,
+        unet=unet,
+        controlnet=controlnet,
+        scheduler=DDIMScheduler(
+            beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False
+        ),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    ).save_pretrained(out)
+    return out
+
+
+BUILDERS["frame_filler"] = build_frame_filler
+BUILDERS["frame_stylizer"] = build_frame_stylizer
+FAMILIES = (*FAMILIES, "frame_filler", "frame_stylizer")
