@@ -8,6 +8,7 @@
 #   masks    -> per shard: object phrases, boxes, SAM2 masks    (rules/masks.smk)
 #   pairs    -> per task and shard: source/target pairs         (rules/pairs.smk)
 #   experts  -> per task and shard: expert-made pairs           (rules/experts.smk)
+#   training -> per expert: train it on the annotated shards    (rules/training.smk)
 #   filters  -> per task: quality, text and similarity scores   (rules/filters.smk)
 #   dataset  -> per task manifest, dataset card, rejects        (rules/dataset.smk)
 #   report   -> versions file, sample pictures, summary tables  (rules/report.smk)
@@ -24,6 +25,7 @@ include: "rules/control.smk"
 include: "rules/masks.smk"
 include: "rules/pairs.smk"
 include: "rules/experts.smk"
+include: "rules/training.smk"
 include: "rules/filters.smk"
 include: "rules/dataset.smk"
 include: "rules/report.smk"

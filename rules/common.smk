@@ -82,6 +82,9 @@ MASKS = f"{RESULTS}/masks/{{shard}}.parquet"
 MASK_REJECTS = f"{RESULTS}/masks/{{shard}}.rejects.parquet"
 EXPERT_CHECK = f"{RESULTS}/experts/{{expert}}.checkpoint.json"
 LLM_CACHE = f"{RESULTS}/llm/{{task}}/{{shard}}.jsonl"
+TRAINED = f"{RESULTS}/training/{{expert}}/final"
+TRAINING = f"{RESULTS}/training/{{expert}}/work"
+EXPERTS = ["remover", "local_stylizer", "inpainter", "global_stylizer"]
 FILTER_SCORES = f"{RESULTS}/filters/{{task}}/scores.parquet"
 
 
@@ -110,11 +113,15 @@ def tiny_model_inputs(families):
     return _tiny_inside([config["models"][f]["id"] for f in families])
 
 
-def tiny_expert_input(wildcards):
-    """The tiny-model folder, when the expert's checkpoint (or its frame-0 editor) lives in it."""
+def expert_inputs(wildcards):
+    """What an expert's checkpoint check waits for: this run's training output when the id
+    points at it, and the tiny-model folder when the checkpoint or its frame-0 editor is there.
+    """
     cfg = config["experts"][wildcards.expert]
+    trained = TRAINED.format(expert=wildcards.expert)
+    own = [trained] if cfg["id"] and os.path.normpath(cfg["id"]) == trained else []
     editors = [cfg[k]["id"] for k in ("frame_filler", "frame_stylizer") if k in cfg]
-    return _tiny_inside([cfg["id"], *editors])
+    return own + _tiny_inside([cfg["id"], *editors])
 
 
 def _tiny_inside(ids):
@@ -126,3 +133,19 @@ def _tiny_inside(ids):
 def gpus(families):
     """GPUs a model job asks for: one unless every model it loads is pinned to the CPU."""
     return int(any(config["models"][f]["device"] != "cpu" for f in families))
+
+
+def training_tables(expert):
+    """The per-shard tables an expert's training view reads, by kind."""
+    from senorita.training.views import patterns_for
+
+    return patterns_for(expert, RESULTS)
+
+
+def launcher(gpus):
+    """The training command: accelerate launch with one process per GPU when there are several."""
+    if gpus > 1:
+        return (
+            f"accelerate launch --num_processes {gpus} --num_machines 1 -m senorita.cli"
+        )
+    return "senorita"

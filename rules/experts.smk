@@ -1,6 +1,6 @@
 rule expert_checkpoint:
     input:
-        tiny_expert_input,
+        expert_inputs,
     output:
         EXPERT_CHECK,
     log:

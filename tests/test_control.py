@@ -68,7 +68,7 @@ def test_fake_scribble_is_binary_and_thin():
 def shard(tmp_path_factory):
     """Two small clips, a clip table and a video table, as the clips stage leaves them."""
     root = tmp_path_factory.mktemp("control")
-    models = build_tiny_models(root / "tiny")
+    models = build_tiny_models(root / "tiny", ("depth", "hed"))
     rng = np.random.default_rng(0)
     rows = []
     for i in range(2):

@@ -208,7 +208,7 @@ def control_maps(run) -> pd.DataFrame:
 def test_every_detector_task_pairs_each_clip_with_its_map(demo_run):
     catalogue = pd.read_parquet(demo_run / "results/sources/catalogue.parquet")
     maps = control_maps(demo_run)
-    assert set(maps["kind"]) == {"depth", "hed", "scribble"}
+    assert set(maps["kind"]) == {"depth", "hed", "scribble", "canny"}  # canny: local stylization
     for task in DETECTOR_TASKS:
         kind = task.split("_")[0]
         df = manifest(demo_run, task)
@@ -289,8 +289,8 @@ def test_grounding_pairs_come_from_the_masks_stage(demo_run):
     assert all((demo_run / "dataset" / t / "manifest.parquet").exists() for t in MAKERS)
 
 
-def test_expert_tasks_are_made_by_the_tiny_experts(demo_run):
-    """The demo's experts are tiny random ones (noise), at the demo's 9 x 64 x 112."""
+def test_expert_tasks_are_made_by_the_experts_trained_in_the_run(demo_run):
+    """The demo's experts are trained in the run from tiny random bases (noise), 9 x 64 x 112."""
     catalogue = pd.read_parquet(demo_run / "results/sources/catalogue.parquet")
     experts = [
         ("object_removal", "remover"),
@@ -303,8 +303,8 @@ def test_expert_tasks_are_made_by_the_tiny_experts(demo_run):
         assert len(df) == len(catalogue), task  # every demo clip has an object
         for row in df.to_dict("records"):
             params = json.loads(row["params"])
-            assert params["checkpoint"] == f"results/models/tiny/{expert}"
-            assert row["maker"] == f"expert:{expert}:results/models/tiny/{expert}@local"
+            assert params["checkpoint"] == f"results/training/{expert}/final"
+            assert row["maker"] == f"expert:{expert}:results/training/{expert}/final@local"
             assert {"prompt", "negative_prompt", "guidance", "steps", "seed"} <= set(params)
             for side in ("source_path", "target_path"):
                 info = probe(demo_run / "dataset" / row[side])

@@ -22,7 +22,7 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
-    return build_tiny_models(tmp_path_factory.mktemp("tiny"))
+    return build_tiny_models(tmp_path_factory.mktemp("tiny"), FAMILIES)
 
 
 def spec(family: str, path: Path, **overrides) -> ModelSpec:

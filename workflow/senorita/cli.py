@@ -165,6 +165,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
 
+    p = sub.add_parser("train", help="train one expert on the annotated shards (accelerate)")
+    p.add_argument("--expert", required=True)
+    p.add_argument("--params", type=_json, required=True, help="the config's experts.<name>.train")
+    p.add_argument("--results", type=Path, required=True, help="the results folder (the shards)")
+    p.add_argument("--shards", type=int, required=True)
+    p.add_argument("--work", type=Path, required=True, help="folder for checkpoints and losses")
+    p.add_argument("--out", type=Path, required=True, help="the final diffusers checkpoint")
+
     p = sub.add_parser("tiny-models", help="build tiny random models of every family (CPU demo)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--families", default=None, help="comma-separated; default: all")
@@ -445,10 +453,18 @@ def _reversed_pairs(args: argparse.Namespace) -> None:
     )
 
 
-def _tiny_models(args: argparse.Namespace) -> None:
-    from senorita.models.tiny import FAMILIES, build_tiny_models
+def _train(args: argparse.Namespace) -> None:
+    from senorita.training.loop import train_expert
+    from senorita.training.views import patterns_for
 
-    families = tuple(args.families.split(",")) if args.families else FAMILIES
+    patterns = patterns_for(args.expert, args.results)
+    train_expert(args.expert, args.params, patterns, args.shards, args.out, args.work)
+
+
+def _tiny_models(args: argparse.Namespace) -> None:
+    from senorita.models.tiny import ALL, build_tiny_models
+
+    families = tuple(args.families.split(",")) if args.families else ALL
     build_tiny_models(args.out, families)
 
 
@@ -487,6 +503,7 @@ HANDLERS = {
     "check-expert": _check_expert,
     "expert-pairs": _expert_pairs,
     "reversed-pairs": _reversed_pairs,
+    "train": _train,
     "tiny-models": _tiny_models,
     "filter-scores": _filter_scores,
 }

@@ -17,8 +17,6 @@ from senorita.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("depth", "hed", "captioner", "clip", "vlm", "detector", "segmenter")
-
 
 def build_depth(out: Path) -> Path:
     """Depth Anything (DPT head on a 4-layer, 16-wide DINOv2), with its image processor."""
@@ -412,32 +410,7 @@ def build_segmenter(out: Path) -> Path:
     return out
 
 
-BUILDERS = {
-    "depth": build_depth,
-    "hed": build_hed,
-    "captioner": build_captioner,
-    "clip": build_clip,
-    "vlm": build_vlm,
-    "detector": build_detector,
-    "segmenter": build_segmenter,
-}
-
-
-def build_tiny_models(out: Path, families: tuple[str, ...] = FAMILIES, seed: int = 0) -> dict:
-    """Build each family's tiny model in ``out/<family>``; returns the folders."""
-    folders = {}
-    for family in families:
-        torch.manual_seed(seed)
-        folder = out / family
-        BUILDERS[family](folder)
-        folders[family] = folder
-        log.info("tiny %s model written to %s", family, folder)
-    return folders
-
-
 # -- the four experts (CogVideoX pipelines), sharing one tiny T5, VAE and scheduler -------------
-
-EXPERTS = ("remover", "local_stylizer", "global_stylizer", "inpainter")
 
 
 def tiny_t5():
@@ -536,11 +509,6 @@ def build_expert(out: Path, name: str) -> Path:
     return out
 
 
-for _expert in EXPERTS:
-    BUILDERS[_expert] = lambda out, _name=_expert: build_expert(out, _name)
-FAMILIES = (*FAMILIES, *EXPERTS)
-
-
 def build_llm(out: Path) -> Path:
     """A 1-layer, 16-wide Llama with a byte-level tokenizer and a chat template."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -562,10 +530,6 @@ def build_llm(out: Path) -> Path:
     LlamaForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
-
-
-BUILDERS["llm"] = build_llm
-FAMILIES = (*FAMILIES, "llm")
 
 
 def build_frame_filler(out: Path) -> Path:
@@ -671,6 +635,65 @@ def build_frame_stylizer(out: Path) -> Path:
     return out
 
 
-BUILDERS["frame_filler"] = build_frame_filler
-BUILDERS["frame_stylizer"] = build_frame_stylizer
-FAMILIES = (*FAMILIES, "frame_filler", "frame_stylizer")
+def build_cogvideox_base(out: Path, i2v: bool) -> Path:
+    """A base CogVideoX pipeline as the hub ships one (diffusers' own classes): the 2B-like
+    text-to-video (sincos positions, latent-channel input) or the 5B-I2V-like image-to-video
+    (rotary positions, video and image latents in). Training builds the experts from these."""
+    from diffusers import (
+        CogVideoXImageToVideoPipeline,
+        CogVideoXPipeline,
+        CogVideoXTransformer3DModel,
+    )
+
+    latent = 4
+    template = tiny_transformer(2 * latent if i2v else latent, rotary=i2v)
+    transformer = CogVideoXTransformer3DModel.from_config(template.config)
+    transformer.load_state_dict(template.state_dict())
+    tokenizer, text_encoder = tiny_t5()
+    cls = CogVideoXImageToVideoPipeline if i2v else CogVideoXPipeline
+    cls(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=tiny_vae(),
+        transformer=transformer,
+        scheduler=tiny_scheduler(),
+    ).save_pretrained(out)
+    return out
+
+
+# -- what the tiny_models rule builds --------------------------------------------------------------
+
+# The model registry's families (config models.*), which the embedded default points here.
+FAMILIES = ("depth", "hed", "captioner", "clip", "vlm", "detector", "segmenter", "llm")
+EXPERTS = ("remover", "local_stylizer", "global_stylizer", "inpainter")
+FRAME_EDITORS = ("frame_filler", "frame_stylizer")
+BASES = ("cogvideox_2b", "cogvideox_5b_i2v")  # what the experts are trained from
+
+BUILDERS = {
+    "depth": build_depth,
+    "hed": build_hed,
+    "captioner": build_captioner,
+    "clip": build_clip,
+    "vlm": build_vlm,
+    "detector": build_detector,
+    "segmenter": build_segmenter,
+    "llm": build_llm,
+    **{name: (lambda out, _name=name: build_expert(out, _name)) for name in EXPERTS},
+    "frame_filler": build_frame_filler,
+    "frame_stylizer": build_frame_stylizer,
+    "cogvideox_2b": lambda out: build_cogvideox_base(out, i2v=False),
+    "cogvideox_5b_i2v": lambda out: build_cogvideox_base(out, i2v=True),
+}
+ALL = tuple(BUILDERS)
+
+
+def build_tiny_models(out: Path, families: tuple[str, ...] = ALL, seed: int = 0) -> dict:
+    """Build each named tiny model in ``out/<name>``; returns the folders."""
+    folders = {}
+    for family in families:
+        torch.manual_seed(seed)
+        folder = out / family
+        BUILDERS[family](folder)
+        folders[family] = folder
+        log.info("tiny %s model written to %s", family, folder)
+    return folders

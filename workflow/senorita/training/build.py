@@ -1,0 +1,102 @@
+"""An expert pipeline to train, made the way the paper makes it: from a base CogVideoX checkpoint
+(CogVideoX-2B for the remover and local stylizer, CogVideoX-5B-I2V for the inpainter and global
+stylizer), its transformer widened to 3 × latent channels for inpainting (new channels zero) and
+a ControlNet copied from its first blocks for the stylizers (new layers zero). An ``init`` that is
+already this expert's pipeline is loaded as it is (to continue training)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+INPAINTING = ("remover", "local_stylizer", "inpainter")
+CONTROLLED = ("local_stylizer", "global_stylizer")
+
+
+def build_expert(name: str, cfg: dict[str, Any], dtype=None):
+    """The expert pipeline named by ``cfg`` (``init``, ``revision``, ``controlnet_layers``)."""
+    import diffusers
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    from senorita.experts import (
+        PIPELINES,
+        CogVideoXControlNetModel,
+        CogVideoXControlTransformer3DModel,
+        widen_input,
+    )
+
+    ident = cfg["init"]
+    revision = None if Path(ident).expanduser().exists() else cfg["revision"]
+    index = diffusers.DiffusionPipeline.load_config(ident, revision=revision)
+    cls = PIPELINES[name]
+    if index.get("_class_name") == cls.__name__:
+        log.info("continuing from the %s checkpoint %s", name, ident)
+        return cls.from_pretrained(ident, revision=revision, dtype=dtype)
+    sub = {"revision": revision}
+    scheduler_cls = getattr(diffusers, index["scheduler"][1])
+    transformer = CogVideoXControlTransformer3DModel.from_pretrained(
+        ident, subfolder="transformer", dtype=dtype, **sub
+    )
+    vae = diffusers.AutoencoderKLCogVideoX.from_pretrained(
+        ident, subfolder="vae", dtype=dtype, **sub
+    )
+    latent = vae.config.latent_channels
+    if name in INPAINTING:
+        transformer = widen_input(transformer, 3 * latent)
+    controlnet = None
+    if name in CONTROLLED:
+        controlnet = CogVideoXControlNetModel.from_transformer(
+            transformer, num_layers=cfg["controlnet_layers"], control_channels=3 * latent
+        )
+    log.info("built the %s from the base checkpoint %s", name, ident)
+    return cls(
+        tokenizer=AutoTokenizer.from_pretrained(ident, subfolder="tokenizer", **sub),
+        text_encoder=T5EncoderModel.from_pretrained(
+            ident, subfolder="text_encoder", dtype=dtype, **sub
+        ),
+        vae=vae,
+        transformer=transformer,
+        scheduler=scheduler_cls.from_pretrained(ident, subfolder="scheduler", **sub),
+        controlnet=controlnet,
+    )
+
+
+def trainable_parameters(pipe, name: str, parts: list[str]) -> list:
+    """Freeze what the recipe freezes and return what trains.
+
+    Transformer: everything but the norms and feed-forward layers of blocks after the first.
+    ControlNet: its first block, its patch and control embedders, every block's attention, and
+    its output projections.
+    """
+    for module in (pipe.text_encoder, pipe.vae, pipe.transformer, pipe.controlnet):
+        if module is not None:
+            module.requires_grad_(False)
+    params = []
+    if "transformer" in parts:
+        for key, p in pipe.transformer.named_parameters():
+            frozen = key.startswith(("norm_final", "norm_out")) or (
+                key.startswith("transformer_blocks.")
+                and not key.startswith("transformer_blocks.0.")
+                and any(f".{part}." in key for part in ("norm1", "norm2", "ff"))
+            )
+            if not frozen:
+                p.requires_grad_(True)
+                params.append(p)
+    if "controlnet" in parts:
+        if pipe.controlnet is None:
+            raise ValueError(f"the {name} has no ControlNet to train")
+        for key, p in pipe.controlnet.named_parameters():
+            if (
+                key.startswith(
+                    ("transformer_blocks.0.", "patch_embed.", "control_embed.", "projections.")
+                )
+                or ".attn1." in key
+            ):
+                p.requires_grad_(True)
+                params.append(p)
+    if not params:
+        raise ValueError(f"training the {name}: nothing to train (parts {parts})")
+    return params
