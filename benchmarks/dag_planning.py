@@ -2,10 +2,10 @@
 
 With static sharding the DAG has O(shards × tasks) jobs whatever the number of videos, so
 planning cost follows the shard count. This plans `snakemake -n all` with every task that has a
-maker, at the README's recommended 2,000 shards (the goal: under 60 s and 4 GB on 2 cores) and,
+maker, at the README's recommended 1,000 shards (the goal: under 60 s and 4 GB on 2 cores) and,
 as the baseline measured in the same run, at 200 shards.
 
-    python benchmarks/dag_planning.py [--videos 390000] [--shards 2000] [--baseline-shards 200]
+    python benchmarks/dag_planning.py [--videos 390000] [--shards 1000] [--baseline-shards 200]
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def plan(workdir: Path, n_videos: int, n_shards: int) -> tuple[float, float, int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=390_000)
-    parser.add_argument("--shards", type=int, default=2000)
+    parser.add_argument("--shards", type=int, default=1000)
     parser.add_argument("--baseline-shards", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

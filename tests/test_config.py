@@ -25,12 +25,11 @@ def test_bad_config_stops_the_run_naming_the_key(tmp_path, config, named):
     assert not (tmp_path / "results").exists()
 
 
-def test_enabling_a_task_without_a_maker_is_refused(tmp_path):
-    proc = snakemake(
-        tmp_path, "-n", "all", config={"tasks": {"object_swap": {"enabled": True}}}, check=False
-    )
+def test_object_addition_without_object_removal_is_refused(tmp_path):
+    config = {"tasks": {"object_removal": {"enabled": False}, "object_addition": {"enabled": True}}}
+    proc = snakemake(tmp_path, "-n", "all", config=config, check=False)
     assert proc.returncode != 0
-    assert "tasks.object_swap.enabled" in proc.stderr + proc.stdout
+    assert "tasks.object_addition.enabled" in proc.stderr + proc.stdout
 
 
 def test_a_missing_expert_checkpoint_stops_only_its_tasks(tmp_path):
@@ -70,7 +69,15 @@ def test_tiny_models_are_built_only_when_the_registry_points_at_them(tmp_path):
         "segmenter": {"id": "facebook/sam2.1-hiera-large"},
         "llm": {"id": "meta-llama/Meta-Llama-3-8B-Instruct"},
     }
-    experts = {e: {"id": f"my-lab/senorita-{e}"} for e in ("remover", "local_stylizer")}
+    experts = {
+        e: {"id": f"my-lab/senorita-{e}"}
+        for e in ("remover", "local_stylizer", "inpainter", "global_stylizer")
+    }
+    experts["inpainter"]["frame_filler"] = {"id": "black-forest-labs/FLUX.1-Fill-dev"}
+    experts["global_stylizer"]["frame_stylizer"] = {
+        "id": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "controlnet": "lllyasviel/control_v11p_sd15_softedge",
+    }
     proc = snakemake(tmp_path / "real", "-n", "all", config={"models": real, "experts": experts})
     assert building not in proc.stdout
     assert "control_maps" in proc.stdout and "Captioning" in proc.stdout

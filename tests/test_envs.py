@@ -126,9 +126,13 @@ def test_slurm_profile_takes_site_settings_from_the_environment():
     assert {"slurm_account='lab'", "slurm_partition='cpu'", "qos='long'"} <= set(
         site["default-resources"]
     )
-    assert {"device_report:slurm_partition='gpu'", "device_report:gpu_model='a100'"} <= set(
-        site["set-resources"]
-    )
+    # Every rule that loads a model runs in the GPU partition.
+    for rule in ("device_report", "captions", "control_maps", "masks", "filter_scores"):
+        assert {f"{rule}:slurm_partition='gpu'", f"{rule}:gpu_model='a100'"} <= set(
+            site["set-resources"]
+        )
+    for rule in ("expert_pairs", "train_expert"):
+        assert f"{rule}:slurm_partition='gpu'" in site["set-resources"]
     assert site["cores"] == "16"
 
 

@@ -16,7 +16,7 @@ from senorita.checkpoints import check_expert
 from senorita.expert_pairs import make_expert_pairs, make_reversed_pairs
 from senorita.masks import dilate, load_masks
 from senorita.models import ModelSpec
-from senorita.models.llm import AnswerCache, ChatLLM, propose, validate
+from senorita.models.llm import AnswerCache, ChatLLM, propose, validate, validate_instruction
 from senorita.models.tiny import build_tiny_models
 from senorita.video import probe, read_frames
 
@@ -55,6 +55,7 @@ def experts_cfg(tiny):
         "vae_tiling": False,
         "vae_slicing": False,
         "attributes": ["golden", "striped"],
+        "llm_instructions": True,
         "remover": remover,
     }
 
@@ -113,18 +114,36 @@ def test_answers_are_seeded_and_cached_so_a_rerun_asks_nothing(tiny, experts_cfg
             asked.append(question)
             return llm(question, seed)
 
+    def check(answer):
+        return validate(answer, "dog")
+
     cache = AnswerCache(tmp_path / "cache.jsonl")
-    first = propose(Counting(), cache, "c0/attribute/dog", "q?", "dog", ["golden", "striped"], 7)
+    key, fallback = "c0/attribute/dog", ["golden", "striped"]
+    first = propose(Counting(), cache, key, "q?", check, fallback, 7)
     # The tiny model's answer is noise: the seeded fallback stands in, and says so.
     assert first[0] in ("golden", "striped") and first[1] == "fallback"
     again = AnswerCache(tmp_path / "cache.jsonl")  # a rerun reads the file
-    assert propose(Counting(), again, "c0/attribute/dog", "q?", "dog", ["x"], 8) == first
+    assert propose(Counting(), again, key, "q?", check, ["x"], 8) == first
     assert len(asked) == 1
     other = AnswerCache(tmp_path / "other.jsonl")
-    assert (
-        propose(Counting(), other, "c0/attribute/dog", "q?", "dog", ["golden", "striped"], 7)
-        == first
-    )
+    assert propose(Counting(), other, key, "q?", check, fallback, 7) == first
+    # With no fallback a failed answer is None: the caller uses its template.
+    assert propose(Counting(), other, "c0/instruction", "q?", check, None, 7) == (None, "none")
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("Remove the dog from the video.", "Remove the dog from the video."),
+        ('"erase the dogs"\nSure!', "Erase the dogs."),
+        ("Remove it.", None),  # does not name the object
+        ("Remove the dog and then carefully repaint every single pixel behind it", None),
+        ("\x11c\x16 dog", None),  # noise
+        ("", None),
+    ],
+)
+def test_instructions_are_validated(answer, expected):
+    assert validate_instruction(answer, ["dog"], max_words=10) == expected
 
 
 # -- remover pairs and their reversal -------------------------------------------------------------

@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from conftest import REPO
 from senorita.clips import CLIP_COLUMNS
 from senorita.masks import (
     MASK_COLUMNS,
@@ -139,6 +141,48 @@ def test_vlm_without_a_chat_template_is_refused(tiny, tmp_path):
     entry = {**tiny["models"]["vlm"], "id": str(folder)}
     with pytest.raises(ValueError, match=r"models\.vlm\.id .*no chat template"):
         ObjectLister.load(ModelSpec.from_config({"vlm": entry}, "vlm"))
+
+
+def test_a_cogvlm2_style_remote_code_model_answers_through_its_own_interface(tmp_path):
+    """CogVLM2 ships its model as remote code with build_conversation_input_ids; a tiny model
+    with that interface (tests/remote_code) loads with trust_remote_code and answers."""
+    from remote_code.configuration_tinycogvlm import TinyCogVLMConfig
+    from remote_code.modeling_tinycogvlm import TinyCogVLMForCausalLM
+
+    from senorita.models.tiny import tiny_byte_tokenizer
+
+    tokenizer = tiny_byte_tokenizer()
+    config = TinyCogVLMConfig(
+        language={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 256,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+    )
+    config.auto_map = {
+        "AutoConfig": "configuration_tinycogvlm.TinyCogVLMConfig",
+        "AutoModelForCausalLM": "modeling_tinycogvlm.TinyCogVLMForCausalLM",
+    }
+    torch.manual_seed(0)
+    TinyCogVLMForCausalLM(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    for code in (REPO / "tests" / "remote_code").glob("*_tinycogvlm.py"):
+        shutil.copy(code, tmp_path)
+    entry = {"id": str(tmp_path), "revision": None, "dtype": "auto", "device": "cpu"}
+    entry.update(batch_size=2, trust_remote_code=True, min_new_tokens=4, max_new_tokens=8)
+    lister = ObjectLister.load(ModelSpec.from_config({"vlm": entry}, "vlm"))
+    assert lister.cogvlm
+    frames, _ = moving_square()
+    answers = lister(list(frames[:2]))
+    assert len(answers) == 2 and all(isinstance(a, str) and a for a in answers)
+    assert answers == lister(list(frames[:2]))
 
 
 def test_detector_gives_at_most_one_box_per_phrase_inside_the_frame(tiny):

@@ -173,6 +173,21 @@ def test_the_loss_falls_when_overfitting_one_batch(demo_run, bases, expert, tmp_
     assert len(losses) == 12 and np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
 
 
+def test_cached_latents_train_exactly_as_fresh_ones(bases, tmp_path):
+    losses = {}
+    for cached in (False, True):
+        cfg = train_cfg("remover", bases, steps=3, checkpoint_every=10, cache_latents=cached)
+        work = tmp_path / f"work-{cached}"
+        train_expert(
+            "remover", cfg, patterns_for("remover", RESULTS), 2, tmp_path / f"f-{cached}", work
+        )
+        losses[cached] = (work / "loss.csv").read_text()
+    assert losses[True] == losses[False]
+    cache = tmp_path / "work-True" / "cache"
+    assert list(cache.glob("video-*.pt")) and list(cache.glob("text-*.pt"))
+    assert not (tmp_path / "work-False" / "cache").exists()
+
+
 def test_a_killed_job_resumes_and_ends_where_an_uninterrupted_one_does(demo_run, bases, tmp_path):
     expert = "remover"
     cfg = train_cfg(expert, bases, steps=10, checkpoint_every=2, keep_checkpoints=3)

@@ -45,9 +45,12 @@ def test_registry_declares_the_18_spec_tasks_in_order():
         assert task.source and task.target and task.needs
 
 
-def test_only_tasks_with_makers_are_enabled():
-    assert enabled_tasks({}) == [t.id for t in TASKS if t.id in MAKERS]
+def test_only_tasks_with_makers_are_enabled(monkeypatch):
+    assert enabled_tasks({}) == [t.id for t in TASKS if t.id in MAKERS] == [t.id for t in TASKS]
     assert "deblur" not in enabled_tasks({"deblur": {"enabled": False}})
+    # A task declared in the registry whose maker is not built cannot be switched on.
+    monkeypatch.delitem(MAKERS, "object_swap")
+    assert "object_swap" not in enabled_tasks({})
     with pytest.raises(ValueError, match="object_swap"):
         enabled_tasks({"object_swap": {"enabled": True}})
 

@@ -57,6 +57,17 @@ SWAP_QUESTION = (
     "{obj} is, about the same size. Answer with a short noun phrase only."
 )
 STYLES = Path(__file__).with_name("styles.txt")
+INSTRUCTION_QUESTION = (
+    "Write one short imperative instruction, at most {words} words, asking a video editor to "
+    "{edit}. Answer with the instruction only."
+)
+# Per expert: what the edit is (for the instruction question) and the words it must name.
+EDITS = {
+    "remover": lambda s: (f"remove the {s['obj']}", [s["obj"]]),
+    "local_stylizer": lambda s: (f"make the {s['obj']} {s['attribute']}", [s["obj"]]),
+    "inpainter": lambda s: (f"replace the {s['obj']} with {s['new']}", [s["obj"], s["new"]]),
+    "global_stylizer": lambda s: (f"render the whole video in {s['style']} style", [s["style"]]),
+}
 ATTRIBUTE_QUESTION = (
     "Propose one new colour, material or texture for a {obj} in a video, as a short adjective "
     "phrase (one to three words). Answer with the phrase only."
@@ -168,15 +179,33 @@ def make_expert_pairs(
                 state["editor"] = FrameStylizer.load(expert_cfg["frame_stylizer"])
         return state["editor"]
 
-    def ask(clip_id: str, what: str, obj: str, question: str, fallback: list[str], s: int):
+    def ask(clip_id: str, what: str, question: str, check, fallback: list[str] | None, s: int):
         from senorita.models.llm import AnswerCache, ChatLLM, propose
 
         if "cache" not in state:
             state["cache"] = AnswerCache(cache)
-        key = f"{clip_id}/{what}/{obj}"
+        key = f"{clip_id}/{what}"
         if state["cache"].get(key) is None and "llm" not in state:
             state["llm"] = ChatLLM.load(ModelSpec.from_config(models, "llm"))
-        return propose(state.get("llm"), state["cache"], key, question, obj, fallback, s)
+        return propose(state.get("llm"), state["cache"], key, question, check, fallback, s)
+
+    def phrase_for(clip_id: str, what: str, obj: str, question: str, fallback, s: int):
+        from senorita.models.llm import validate
+
+        choices = [f for f in fallback if f != obj] or fallback
+        return ask(clip_id, f"{what}/{obj}", question, lambda a: validate(a, obj), choices, s)
+
+    def instruction_for(clip_id: str, edit: str, required: list[str], s: int):
+        """The language model's instruction for the pair, or None (the template then)."""
+        from senorita.models.llm import validate_instruction
+
+        if not experts_cfg["llm_instructions"]:
+            return None
+        limit = max_words or 12
+        question = INSTRUCTION_QUESTION.format(edit=edit, words=min(limit, 10))
+        check = lambda a: validate_instruction(a, required, limit)  # noqa: E731
+        text, _ = ask(clip_id, f"instruction/{edit}", question, check, None, s)
+        return (text, f"{task}/llm") if text else None
 
     def control_videos(clip_id: str) -> list[np.ndarray]:
         videos = []
@@ -324,7 +353,9 @@ def make_expert_pairs(
             frames=n,
         )
         maker = f"expert:{name}:{prov['model']}@{prov['revision'] or 'local'}"
-        return Made((height, width), (height, width), maker, params, slots, frames=n)
+        edit, required = EDITS[name](slots)
+        instruction = instruction_for(clip_id, edit, required, gen_seed)
+        return Made((height, width), (height, width), maker, params, slots, n, instruction)
 
     return make_pairs(
         task,

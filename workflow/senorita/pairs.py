@@ -89,6 +89,7 @@ class Made:
     params: dict[str, Any]
     slots: dict[str, str] = field(default_factory=dict)  # instruction template slots
     frames: int | None = None  # when not the clip's (an expert generates a set count)
+    instruction: tuple[str, str] | None = None  # (text, template id) written by a model
 
 
 # A maker gets the clip's row, the pair's rng and the two paths to write.
@@ -130,6 +131,8 @@ def make_pairs(
             # A slot filled from a model (a phrase) can make an instruction the dataset must not
             # carry: that pair is a reject, not a failed job.
             instruction, template_id = draw_instruction(task, rng, max_words, **made.slots)
+            if made.instruction is not None:  # a model wrote one (checked where it was made)
+                instruction, template_id = made.instruction
         except (VideoError, NoPair, InstructionError) as err:
             if getattr(err, "record", True):
                 rejects.append(

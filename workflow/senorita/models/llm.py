@@ -1,16 +1,18 @@
 """The language model step of the experts: a transformers causal chat model (a Llama-3 8B
-instruct model by default) asked for one short noun phrase (the attribute for local
-stylization, the new object for a swap).
+instruct model by default) asked for the attribute of a local stylization, the new object of a
+swap, and each expert pair's instruction.
 
-Answers are validated (one short noun phrase, not the object itself, not empty) and replaced by
-a seeded draw from a configured fallback list when they fail; every answer is cached per clip
-and question in a JSON-lines file that survives reruns, so a rerun asks nothing twice.
+Answers are validated (a phrase: short, real words, not the object itself; an instruction: a
+few real words naming the objects) and replaced when they fail: a phrase by a seeded draw from
+a configured fallback list, an instruction by the task's template. Every answer is cached per
+clip and question in a JSON-lines file that survives reruns, so a rerun asks nothing twice.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,24 +105,45 @@ class AnswerCache:
             fh.write(json.dumps(entry) + "\n")
 
 
+def validate_instruction(answer: str, required: list[str], max_words: int) -> str | None:
+    """An editing instruction from the answer's first line: real words, 2 to ``max_words`` of
+    them, naming every ``required`` phrase's last word; capitalised, ending with a period."""
+    line = answer.strip().splitlines()[0].strip(" \"'`*") if answer.strip() else ""
+    letters = sum(c.isascii() and (c.isalpha() or c in " ,.'-") for c in line)
+    words = line.split()
+    if not line or letters < len(line) or not 2 <= len(words) <= max_words:
+        return None
+    lower = line.lower()
+    if not all(r.split()[-1].lower() in lower for r in required if r.split()):
+        return None
+    line = line.rstrip(".!") + "."
+    return line[0].upper() + line[1:]
+
+
 def propose(
     llm: ChatLLM | None,
     cache: AnswerCache,
     key: str,
     question: str,
-    obj: str,
-    fallback: list[str],
+    check: Callable[[str], str | None],
+    fallback: list[str] | None,
     seed: int,
-) -> tuple[str, str]:
-    """(phrase, where it came from: "llm" or "fallback"), from the cache when asked before."""
+) -> tuple[str | None, str]:
+    """(answer, where it came from), from the cache when asked before.
+
+    The model's answer passes ``check`` (which returns it cleaned, or None); otherwise a seeded
+    draw from ``fallback`` stands in ("fallback"), or None when there is no fallback ("none":
+    the caller has its own, e.g. an instruction template).
+    """
     if (hit := cache.get(key)) is not None:
-        return hit["phrase"], hit["source"]
+        return hit["answer"], hit["source"]
     raw = llm(question, seed) if llm is not None else ""
-    phrase = validate(raw, obj)
+    answer = check(raw)
     source = "llm"
-    if phrase is None:
-        choices = [f for f in fallback if f != obj] or fallback
-        phrase = choices[int(np.random.default_rng(seed).integers(len(choices)))]
+    if answer is None and fallback:
+        answer = fallback[int(np.random.default_rng(seed).integers(len(fallback)))]
         source = "fallback"
-    cache.put(key, {"phrase": phrase, "source": source, "raw": raw, "question": question})
-    return phrase, source
+    elif answer is None:
+        source = "none"
+    cache.put(key, {"answer": answer, "source": source, "raw": raw, "question": question})
+    return answer, source

@@ -49,13 +49,45 @@ def total_steps(cfg: dict[str, Any], samples: int, processes: int) -> int:
     return max(1, math.ceil(samples / per_step))
 
 
-def conditioning(pipe, name: str, batch: list[Sample]) -> dict[str, torch.Tensor]:
+class LatentCache:
+    """Clip latents and prompt embeddings saved on first use (``cache_latents``): the VAE and
+    the T5 encoder run once per clip and prompt, not once per step. Keyed by what determines
+    them (clip, frames, size; prompt), so a changed setting never reads a stale entry."""
+
+    def __init__(self, folder: Path, key: dict[str, Any]):
+        self.folder = folder
+        self.key = json.dumps(key, sort_keys=True)
+        self.device = torch.device("cpu")  # where loaded entries go (the pipeline's device)
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, kind: str, what: str, compute) -> torch.Tensor:
+        import hashlib
+
+        digest = hashlib.sha256(f"{self.key}|{kind}|{what}".encode()).hexdigest()[:24]
+        path = self.folder / f"{kind}-{digest}.pt"
+        if path.exists():
+            return torch.load(path, map_location="cpu").to(self.device)
+        value = compute()
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        torch.save(value.cpu(), tmp)
+        os.replace(tmp, path)
+        return value
+
+
+def conditioning(
+    pipe, name: str, batch: list[Sample], cache: LatentCache | None = None
+) -> dict[str, torch.Tensor]:
     """Latents, conditioning and control of a batch, as the expert's pipeline assembles them."""
     from senorita.experts.remover import masked_video
 
+    if cache is not None:
+        cache.device = pipe._execution_device
     latents, condition, control = [], [], []
     for s in batch:
-        video = pipe.encode(pipe.to_tensor(s.frames))
+        if cache is not None and s.source:
+            video = cache.get("video", s.source, lambda s=s: pipe.encode(pipe.to_tensor(s.frames)))
+        else:
+            video = pipe.encode(pipe.to_tensor(s.frames))
         latents.append(video)
         if name in ("remover", "local_stylizer", "inpainter"):
             cond_mask = s.mask
@@ -77,7 +109,13 @@ def conditioning(pipe, name: str, batch: list[Sample]) -> dict[str, torch.Tensor
     out = {"latents": torch.cat(latents), "condition": torch.cat(condition)}
     if control:
         out["control"] = torch.cat(control)
-    out["embeds"] = pipe.encode_prompt([s.prompt for s in batch])
+    if cache is not None:
+        embeds = [
+            cache.get("text", s.prompt, lambda s=s: pipe.encode_prompt([s.prompt])) for s in batch
+        ]
+        out["embeds"] = torch.cat(embeds)
+    else:
+        out["embeds"] = pipe.encode_prompt([s.prompt for s in batch])
     return out
 
 
@@ -126,6 +164,10 @@ def train_expert(
     transformer, controlnet = models[0], (models[1] if len(models) > 1 else None)
 
     work.mkdir(parents=True, exist_ok=True)
+    cache = None
+    if cfg["cache_latents"]:
+        key = {k: cfg[k] for k in ("init", "revision", "frames", "stride", "height", "width")}
+        cache = LatentCache(work / "cache", key)
     step = 0
     if done := checkpoints(work):
         accelerator.load_state(str(done[-1]))
@@ -147,7 +189,7 @@ def train_expert(
             batch = [view.sample(rng) for _ in range(cfg["batch_size"])]
             kinds.update(s.kind for s in batch)
             with torch.no_grad():
-                inputs = conditioning(pipe, name, batch)
+                inputs = conditioning(pipe, name, batch, cache)
             x0 = inputs["latents"]
             if rotary is None:
                 _, f, _, h, w = x0.shape

@@ -45,6 +45,7 @@ class Sample:
     negative_prompt: str = ""
     mask: np.ndarray | None = None  # (T, H, W) bool
     controls: list[np.ndarray] | None = None  # HED, Canny, depth, each (T, H, W, 3) uint8
+    source: str = ""  # the clip the frames come from (the latent cache's key)
 
 
 def _concat(pattern: str, shards: int) -> pd.DataFrame:
@@ -195,13 +196,17 @@ class ExpertView:
     def _remover(self, kind: str, rng: np.random.Generator) -> Sample:
         if kind == "own":
             obj = self._object(rng)
-            frames = self.data.frames(self.data.paths[obj["clip_id"]])
-            return Sample(kind, frames, f"Generate {obj['phrase']}", "", self.data.mask(obj))
+            path = self.data.paths[obj["clip_id"]]
+            mask = self.data.mask(obj)
+            return Sample(
+                kind, self.data.frames(path), f"Generate {obj['phrase']}", "", mask, None, path
+            )
         clip_id = self.clip_ids[int(rng.integers(len(self.clip_ids)))]
         others = [o for o in self.objects if o["clip_id"] != clip_id] or self.objects
         obj = others[int(rng.integers(len(others)))]
-        frames = self.data.frames(self.data.paths[clip_id])
-        return Sample(kind, frames, f"Remove {obj['phrase']}", "", self.data.mask(obj))
+        path = self.data.paths[clip_id]
+        mask = self.data.mask(obj)
+        return Sample(kind, self.data.frames(path), f"Remove {obj['phrase']}", "", mask, None, path)
 
     def _inpainter(self, kind: str, rng: np.random.Generator) -> Sample:
         obj = self._object(rng)
@@ -227,7 +232,7 @@ class ExpertView:
             if kind in ("sam2", "boxes")
             else self.data.captions.get(obj["clip_id"], "")
         )
-        return Sample(kind, frames, prompt, "", mask)
+        return Sample(kind, frames, prompt, "", mask, None, self.data.paths[obj["clip_id"]])
 
     def _local_stylizer(self, kind: str, rng: np.random.Generator) -> Sample:
         obj = self._object(rng)
@@ -240,13 +245,15 @@ class ExpertView:
             "",
             self.data.mask(obj),
             self.data.controls(obj["clip_id"]),
+            self.data.paths[obj["clip_id"]],
         )
 
     def _global_stylizer(self, kind: str, rng: np.random.Generator) -> Sample:
         clip_id = self.clip_ids[int(rng.integers(len(self.clip_ids)))]
         frames = self.data.frames(self.data.paths[clip_id])
         prompt = "" if kind == "empty" else self.data.captions.get(clip_id, "")
-        return Sample(kind, frames, prompt, "", None, self.data.controls(clip_id))
+        controls = self.data.controls(clip_id)
+        return Sample(kind, frames, prompt, "", None, controls, self.data.paths[clip_id])
 
 
 def patterns_for(expert: str, results: Path) -> dict[str, str]:
