@@ -19,9 +19,9 @@ PIPELINE_CLASSES = {
 }
 
 HOW = (
-    "the paper's expert checkpoints are not public: train one (training is planned as "
-    "`snakemake train_{name}`) or point experts.{name}.id at a diffusers-format {cls} folder or "
-    "hub repo, or disable its tasks ({tasks})"
+    "the paper's expert checkpoints are not public: train one with `snakemake train_{name}` "
+    "and set experts.{name}.id to results/training/{name}/final (paths.results), or point it at "
+    "a diffusers-format {cls} folder or hub repo, or disable its tasks ({tasks})"
 )
 
 

@@ -257,7 +257,7 @@ def make_expert_pairs(
             )
         elif name == "local_stylizer":
             question = ATTRIBUTE_QUESTION.format(obj=phrase)
-            attr, source = ask(
+            attr, source = phrase_for(
                 clip_id, "attribute", phrase, question, experts_cfg["attributes"], gen_seed
             )
             text = {"obj": phrase, "attribute": attr}
@@ -281,7 +281,7 @@ def make_expert_pairs(
         elif name == "inpainter":
             caption = caption_of.get(clip_id, "")
             question = SWAP_QUESTION.format(obj=phrase, caption=caption or "(no caption)")
-            new, source = ask(
+            new, source = phrase_for(
                 clip_id, "swap", phrase, question, experts_cfg["swap_objects"], gen_seed
             )
             text = {"obj": phrase, "new_obj": new}
