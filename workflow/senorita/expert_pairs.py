@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,22 @@ def fit_mask(mask: np.ndarray, n: int, height: int, width: int) -> np.ndarray:
             [cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in mask]
         )
     return mask.astype(bool)
+
+
+@dataclass
+class Edit:
+    """One pair's edit in the making: what every expert's function reads and fills."""
+
+    clip_id: str
+    frames: np.ndarray
+    mask: np.ndarray | None
+    phrase: str | None
+    rng: np.random.Generator
+    seed: int
+    run: dict[str, Any]  # the pipeline's guidance, steps, seed, paste-back
+    slots: dict[str, str]  # instruction template slots (filled)
+    params: dict[str, Any]  # the row's params (filled)
+    pipe: Any
 
 
 def load_styles(styles: list[str] | str | None) -> list[str]:
@@ -215,6 +232,102 @@ def make_expert_pairs(
             videos.append(fit_video(read_frames(maps[clip_id, kind]), n, height, width))
         return videos
 
+    # One function per expert: the question it asks, its frame-0 edit and its pipeline call.
+    # Each fills the pair's template slots and params and returns (result, prompt slots).
+    def remove(e: Edit):
+        text = {"obj": e.phrase}
+        prompts = {k: expert_cfg[k] for k in ("prompt", "negative_prompt")}
+        return e.pipe(e.frames, e.mask, e.phrase, **prompts, **e.run), text
+
+    def restyle_object(e: Edit):
+        question = ATTRIBUTE_QUESTION.format(obj=e.phrase)
+        attr, source = phrase_for(
+            e.clip_id, "attribute", e.phrase, question, experts_cfg["attributes"], e.seed
+        )
+        e.slots["attribute"] = attr
+        e.params.update(attribute=attr, attribute_source=source)
+        hed, canny, depth = control_videos(e.clip_id)
+        result = e.pipe(
+            e.frames,
+            e.mask,
+            e.phrase,
+            attr,
+            hed,
+            canny,
+            depth,
+            prompt=expert_cfg["prompt"],
+            negative_prompt=expert_cfg["negative_prompt"],
+            conditioning_scale=expert_cfg["conditioning_scale"],
+            **e.run,
+        )
+        return result, {"obj": e.phrase, "attribute": attr}
+
+    def swap(e: Edit):
+        caption = caption_of.get(e.clip_id, "")
+        question = SWAP_QUESTION.format(obj=e.phrase, caption=caption or "(no caption)")
+        new, source = phrase_for(
+            e.clip_id, "swap", e.phrase, question, experts_cfg["swap_objects"], e.seed
+        )
+        e.slots["new"] = new
+        filler = expert_cfg["frame_filler"]
+        prompt = filler["prompt"].format(new=new)
+        first = frame_editor()(e.frames[0], e.mask[0], prompt, e.seed)
+        e.params.update(
+            new_object=new,
+            new_object_source=source,
+            frame_filler=filler["id"],
+            frame_filler_prompt=prompt,
+        )
+        result = e.pipe(
+            e.frames,
+            e.mask,
+            first,
+            new,
+            prompt=expert_cfg["prompt"],
+            negative_prompt=expert_cfg["negative_prompt"],
+            **e.run,
+        )
+        return result, {"obj": e.phrase, "new_obj": new}
+
+    def restyle_video(e: Edit):
+        caption = caption_of.get(e.clip_id)
+        if not caption:
+            raise NoPair("no caption for this clip (see the captions stage's rejects)")
+        style = styles[int(e.rng.integers(len(styles)))]
+        text = {"caption": caption.rstrip(". "), "style": style}
+        e.slots["style"] = style
+        stylizer = expert_cfg["frame_stylizer"]
+        hed, canny, depth = control_videos(e.clip_id)
+        guide = {"hed": hed, "canny": canny, "depth": depth}[stylizer["control_kind"]]
+        first = frame_editor()(guide[0], stylizer["prompt"].format(**text), e.seed)
+        e.params.update(
+            style=style,
+            caption=caption,
+            frame_stylizer=stylizer["id"],
+            frame_stylizer_controlnet=stylizer["controlnet"],
+        )
+        result = e.pipe(
+            e.frames,
+            first,
+            caption,
+            style,
+            hed,
+            canny,
+            depth,
+            prompt=expert_cfg["prompt"],
+            negative_prompt=expert_cfg["negative_prompt"],
+            conditioning_scale=expert_cfg["conditioning_scale"],
+            **e.run,
+        )
+        return result, text
+
+    edit_with = {
+        "remover": remove,
+        "local_stylizer": restyle_object,
+        "inpainter": swap,
+        "global_stylizer": restyle_video,
+    }[name]
+
     def make(clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
         clip_id = clip["clip_id"]
         params: dict[str, Any] = {}
@@ -244,97 +357,9 @@ def make_expert_pairs(
         }
         if name != "global_stylizer":
             run["paste_back"] = experts_cfg["paste_back"]
-        if name == "remover":
-            text = {"obj": phrase}
-            pipe, spec = expert()
-            result = pipe(
-                frames,
-                mask,
-                phrase,
-                prompt=expert_cfg["prompt"],
-                negative_prompt=expert_cfg["negative_prompt"],
-                **run,
-            )
-        elif name == "local_stylizer":
-            question = ATTRIBUTE_QUESTION.format(obj=phrase)
-            attr, source = phrase_for(
-                clip_id, "attribute", phrase, question, experts_cfg["attributes"], gen_seed
-            )
-            text = {"obj": phrase, "attribute": attr}
-            slots["attribute"] = attr
-            params.update(attribute=attr, attribute_source=source)
-            hed, canny, depth = control_videos(clip_id)
-            pipe, spec = expert()
-            result = pipe(
-                frames,
-                mask,
-                phrase,
-                attr,
-                hed,
-                canny,
-                depth,
-                prompt=expert_cfg["prompt"],
-                negative_prompt=expert_cfg["negative_prompt"],
-                conditioning_scale=expert_cfg["conditioning_scale"],
-                **run,
-            )
-        elif name == "inpainter":
-            caption = caption_of.get(clip_id, "")
-            question = SWAP_QUESTION.format(obj=phrase, caption=caption or "(no caption)")
-            new, source = phrase_for(
-                clip_id, "swap", phrase, question, experts_cfg["swap_objects"], gen_seed
-            )
-            text = {"obj": phrase, "new_obj": new}
-            slots["new"] = new
-            filler = expert_cfg["frame_filler"]
-            first = frame_editor()(frames[0], mask[0], filler["prompt"].format(new=new), gen_seed)
-            params.update(
-                new_object=new,
-                new_object_source=source,
-                frame_filler=filler["id"],
-                frame_filler_prompt=filler["prompt"].format(new=new),
-            )
-            pipe, spec = expert()
-            result = pipe(
-                frames,
-                mask,
-                first,
-                new,
-                prompt=expert_cfg["prompt"],
-                negative_prompt=expert_cfg["negative_prompt"],
-                **run,
-            )
-        else:
-            caption = caption_of.get(clip_id)
-            if not caption:
-                raise NoPair("no caption for this clip (see the captions stage's rejects)")
-            style = styles[int(rng.integers(len(styles)))]
-            text = {"caption": caption.rstrip(". "), "style": style}
-            slots["style"] = style
-            stylizer = expert_cfg["frame_stylizer"]
-            hed, canny, depth = control_videos(clip_id)
-            guide = {"hed": hed, "canny": canny, "depth": depth}[stylizer["control_kind"]]
-            first = frame_editor()(guide[0], stylizer["prompt"].format(**text), gen_seed)
-            params.update(
-                style=style,
-                caption=caption,
-                frame_stylizer=stylizer["id"],
-                frame_stylizer_controlnet=stylizer["controlnet"],
-            )
-            pipe, spec = expert()
-            result = pipe(
-                frames,
-                first,
-                caption,
-                style,
-                hed,
-                canny,
-                depth,
-                prompt=expert_cfg["prompt"],
-                negative_prompt=expert_cfg["negative_prompt"],
-                conditioning_scale=expert_cfg["conditioning_scale"],
-                **run,
-            )
+        pipe, spec = expert()
+        edit = Edit(clip_id, frames, mask, phrase, rng, gen_seed, run, slots, params, pipe)
+        result, text = edit_with(edit)
         crf = task_cfg.get("crf", encode["crf"])
         write_frames(src, frames, clip["fps"], crf=crf, preset=encode["preset"])
         write_frames(tgt, result.frames, clip["fps"], crf=crf, preset=encode["preset"])
