@@ -56,5 +56,4 @@ class GlobalStylizerPipeline(LocalStylizerPipeline):
             control=self.control_latents([hed, canny, depth], None),
             conditioning_scale=conditioning_scale,
         )
-        generated = self.decode(latents)
-        return ExpertOutput(frames=generated, generated=generated)
+        return self.finish(latents, frames, None, paste_back=False)

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from senorita.experts.pipeline import CogVideoXExpertPipeline, ExpertOutput
-from senorita.experts.remover import masked_video
 
 
 class InpainterPipeline(CogVideoXExpertPipeline):
@@ -35,13 +34,7 @@ class InpainterPipeline(CogVideoXExpertPipeline):
         source[0] = first_frame
         cond_mask = mask.copy()
         cond_mask[0] = False  # frame 0 is given, not generated
-        condition = torch.cat(
-            [
-                self.encode(self.to_tensor(masked_video(source, cond_mask))),
-                self.encode_mask(cond_mask),
-            ],
-            dim=2,
-        )
+        condition = self.inpainting_condition(source, cond_mask)
         latents = self.denoise(
             condition,
             prompt.format(new_obj=new_obj),
@@ -51,6 +44,4 @@ class InpainterPipeline(CogVideoXExpertPipeline):
             self.generator(seed),
             self.latent_shape(frames),
         )
-        generated = self.decode(latents)
-        out = self.paste_back(generated, source, mask) if paste_back else generated
-        return ExpertOutput(frames=out, generated=generated)
+        return self.finish(latents, source, mask, paste_back)

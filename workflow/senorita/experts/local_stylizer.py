@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from senorita.experts.pipeline import CogVideoXExpertPipeline, ExpertOutput
-from senorita.experts.remover import masked_video
 
 
 class LocalStylizerPipeline(CogVideoXExpertPipeline):
@@ -40,10 +39,7 @@ class LocalStylizerPipeline(CogVideoXExpertPipeline):
         conditioning_scale: float = 1.0,
     ) -> ExpertOutput:
         self.check_frames(frames)
-        condition = torch.cat(
-            [self.encode(self.to_tensor(masked_video(frames, mask))), self.encode_mask(mask)],
-            dim=2,
-        )
+        condition = self.inpainting_condition(frames, mask)
         latents = self.denoise(
             condition,
             prompt.format(attribute=attribute, obj=obj),
@@ -55,6 +51,4 @@ class LocalStylizerPipeline(CogVideoXExpertPipeline):
             control=self.control_latents([hed, canny, depth], mask),
             conditioning_scale=conditioning_scale,
         )
-        generated = self.decode(latents)
-        out = self.paste_back(generated, frames, mask) if paste_back else generated
-        return ExpertOutput(frames=out, generated=generated)
+        return self.finish(latents, frames, mask, paste_back)

@@ -46,6 +46,11 @@ def _grid_crop(src: tuple[int, int], tgt_width: int, tgt_height: int):
     return (top, left), (top + resize_height, left + resize_width)
 
 
+def masked_video(frames: np.ndarray, mask: np.ndarray, fill: int = 0) -> np.ndarray:
+    """``frames`` with the masked pixels set to ``fill`` (black by default)."""
+    return np.where(mask[..., None], np.uint8(fill), frames)
+
+
 class CogVideoXExpertPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->controlnet->transformer->vae"
     _optional_components: ClassVar[list[str]] = ["controlnet"]
@@ -123,6 +128,20 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
         """A (T, H, W) bool mask as latents: white where edited, black elsewhere."""
         video = np.repeat((mask.astype(np.uint8) * 255)[..., None], 3, axis=-1)
         return self.encode(self.to_tensor(video))
+
+    def inpainting_condition(self, frames: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+        """The inpainting experts' conditioning: the masked video's latents and the mask's, on
+        channels (what the widened transformer's extra channels read; training uses it too)."""
+        masked = self.encode(self.to_tensor(masked_video(frames, mask)))
+        return torch.cat([masked, self.encode_mask(mask)], dim=2)
+
+    def finish(
+        self, latents: torch.Tensor, source: np.ndarray, mask: np.ndarray | None, paste_back: bool
+    ) -> ExpertOutput:
+        """Decode, and paste the source back outside ``mask`` when asked."""
+        generated = self.decode(latents)
+        out = self.paste_back(generated, source, mask) if paste_back else generated
+        return ExpertOutput(frames=out, generated=generated)
 
     # -- the loop ---------------------------------------------------------------------------------
 

@@ -13,11 +13,6 @@ import torch
 from senorita.experts.pipeline import CogVideoXExpertPipeline, ExpertOutput
 
 
-def masked_video(frames: np.ndarray, mask: np.ndarray, fill: int = 0) -> np.ndarray:
-    """``frames`` with the masked pixels set to ``fill`` (black by default)."""
-    return np.where(mask[..., None], np.uint8(fill), frames)
-
-
 class RemoverPipeline(CogVideoXExpertPipeline):
     @torch.no_grad()
     def __call__(
@@ -33,10 +28,7 @@ class RemoverPipeline(CogVideoXExpertPipeline):
         paste_back: bool = True,
     ) -> ExpertOutput:
         self.check_frames(frames)
-        condition = torch.cat(
-            [self.encode(self.to_tensor(masked_video(frames, mask))), self.encode_mask(mask)],
-            dim=2,
-        )
+        condition = self.inpainting_condition(frames, mask)
         latents = self.denoise(
             condition,
             prompt.format(obj=obj),
@@ -46,6 +38,4 @@ class RemoverPipeline(CogVideoXExpertPipeline):
             self.generator(seed),
             self.latent_shape(frames),
         )
-        generated = self.decode(latents)
-        out = self.paste_back(generated, frames, mask) if paste_back else generated
-        return ExpertOutput(frames=out, generated=generated)
+        return self.finish(latents, frames, mask, paste_back)

@@ -78,8 +78,6 @@ def conditioning(
     pipe, name: str, batch: list[Sample], cache: LatentCache | None = None
 ) -> dict[str, torch.Tensor]:
     """Latents, conditioning and control of a batch, as the expert's pipeline assembles them."""
-    from senorita.experts.remover import masked_video
-
     if cache is not None:
         cache.device = pipe._execution_device
     latents, condition, control = [], [], []
@@ -90,16 +88,7 @@ def conditioning(
             video = pipe.encode(pipe.to_tensor(s.frames))
         latents.append(video)
         if name in ("remover", "local_stylizer", "inpainter"):
-            cond_mask = s.mask
-            condition.append(
-                torch.cat(
-                    [
-                        pipe.encode(pipe.to_tensor(masked_video(s.frames, cond_mask))),
-                        pipe.encode_mask(cond_mask),
-                    ],
-                    dim=2,
-                )
-            )
+            condition.append(pipe.inpainting_condition(s.frames, s.mask))
         else:  # global stylizer: frame 0's latent, zeros after it
             condition.append(pipe.first_frame_latents(s.frames[0], tuple(video.shape[1:])))
         if name == "local_stylizer":
