@@ -17,7 +17,7 @@ import torch
 from senorita.models import ModelSpec
 from senorita.models.depth import DepthEstimator, normalise_clip
 from senorita.models.hed import ControlNetHED, HedDetector
-from senorita.models.tiny import build_tiny_models
+from senorita.testing.tiny import build_tiny_models
 
 
 def sync() -> None:

@@ -14,9 +14,9 @@ import pytest
 from senorita import control as control_mod
 from senorita.clips import CLIP_COLUMNS
 from senorita.control import control_shard
-from senorita.models.tiny import build_tiny_models
 from senorita.pairs import CONTROL_TASKS, make_control_pairs
 from senorita.scribble import fake_scribble, ridge_nms, thin
+from senorita.testing.tiny import build_tiny_models
 from senorita.video import probe, read_frames, write_frames
 
 CONTROL_CFG = {

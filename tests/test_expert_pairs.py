@@ -17,7 +17,7 @@ from senorita.expert_pairs import make_expert_pairs, make_reversed_pairs
 from senorita.masks import dilate, load_masks
 from senorita.models import ModelSpec
 from senorita.models.llm import AnswerCache, ChatLLM, propose, validate, validate_instruction
-from senorita.models.tiny import build_tiny_models
+from senorita.testing.tiny import build_tiny_models
 from senorita.video import probe, read_frames
 
 N, EH, EW = 9, 48, 80  # what the tiny experts generate here

@@ -18,7 +18,7 @@ from senorita.experts import (
     CogVideoXControlTransformer3DModel,
     widen_input,
 )
-from senorita.models.tiny import EXPERTS, build_tiny_models, tiny_transformer
+from senorita.testing.tiny import EXPERTS, build_tiny_models, tiny_transformer
 
 T, H, W = 9, 64, 112  # 8k+1 frames, multiples of 16
 

@@ -30,8 +30,8 @@ from senorita.journal import Journal
 from senorita.manifest import build_manifest
 from senorita.models import ModelSpec
 from senorita.models.clip import ClipEmbedder
-from senorita.models.tiny import build_tiny_models
 from senorita.tasks import MAKERS
+from senorita.testing.tiny import build_tiny_models
 from senorita.video import write_frames
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -31,9 +31,9 @@ from senorita.masks import (
 from senorita.models import ModelSpec
 from senorita.models.detector import Box, BoxDetector
 from senorita.models.segmenter import VideoSegmenter
-from senorita.models.tiny import build_tiny_models
 from senorita.models.vlm import ObjectLister
 from senorita.pairs import make_grounding_pairs
+from senorita.testing.tiny import build_tiny_models
 from senorita.video import probe, read_frames, write_frames
 
 FAMILIES = ("vlm", "detector", "segmenter")
@@ -149,7 +149,7 @@ def test_a_cogvlm2_style_remote_code_model_answers_through_its_own_interface(tmp
     from remote_code.configuration_tinycogvlm import TinyCogVLMConfig
     from remote_code.modeling_tinycogvlm import TinyCogVLMForCausalLM
 
-    from senorita.models.tiny import tiny_byte_tokenizer
+    from senorita.testing.tiny import tiny_byte_tokenizer
 
     tokenizer = tiny_byte_tokenizer()
     config = TinyCogVLMConfig(

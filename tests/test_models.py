@@ -15,7 +15,7 @@ from senorita.models import FAMILIES_FOR_KIND, ModelSpec, resolve_device, resolv
 from senorita.models.captioner import Captioner
 from senorita.models.depth import DepthEstimator, normalise_clip
 from senorita.models.hed import WIDTHS, ControlNetHED, HedDetector
-from senorita.models.tiny import FAMILIES, build_tiny_models
+from senorita.testing.tiny import FAMILIES, build_tiny_models
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 

@@ -23,7 +23,7 @@ from snakemake.utils import validate
 
 from conftest import REPO
 from senorita.experts import PIPELINES
-from senorita.models.tiny import build_tiny_models
+from senorita.testing.tiny import build_tiny_models
 from senorita.training.build import build_expert, trainable_parameters
 from senorita.training.loop import checkpoints, conditioning, train_expert
 from senorita.training.views import AnnotatedClips, ExpertView, patterns_for

@@ -462,7 +462,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _tiny_models(args: argparse.Namespace) -> None:
-    from senorita.models.tiny import ALL, build_tiny_models
+    from senorita.testing.tiny import ALL, build_tiny_models
 
     families = tuple(args.families.split(",")) if args.families else ALL
     build_tiny_models(args.out, families)

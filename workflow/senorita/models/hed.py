@@ -6,7 +6,7 @@ output" projection to one channel. The input is RGB in 0..255 minus a learned pe
 (``norm``). The edge map is the sigmoid of the mean of the five side outputs, each resized back to
 the input size. The checkpoint (``ControlNetHED.pth`` in ``lllyasviel/Annotators``) is a plain
 state dict of this module; widths and depths are read from it, so a tiny checkpoint written in the
-same format (see ``tiny.py``) loads through the same code.
+same format (see ``senorita.testing.tiny.hed``) loads through the same code.
 """
 
 from __future__ import annotations
