@@ -1,5 +1,6 @@
 # make demo: the main job end to end on the embedded default (generated videos, CPU).
-# make test: the test suite. Both install what they need on first use.
+# make test: the test suite (CI's). Both install what they need on first use.
+# make test-fast: the tests that need no Snakemake run (a few minutes), for the development loop.
 # make slurm-profile: install profiles/slurm as ~/.config/snakemake/slurm (README: Running on SLURM).
 # make slurm-start / slurm-stop: a one-node SLURM on this machine, as root (for trying the profile).
 VENV := .venv
@@ -8,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
 CORES ?= 2
 
-.PHONY: setup browser demo test lint report clean slurm-profile slurm-start slurm-stop
+.PHONY: setup browser demo test test-fast lint report clean slurm-profile slurm-start slurm-stop
 
 setup: $(STAMP)
 
@@ -23,11 +24,15 @@ demo: setup
 test: setup browser
 	pytest
 
+test-fast: setup
+	pytest -m "not e2e"
+
 # Headless Chromium for the test that renders the report in a real browser (Debian package).
+# A failed install stops here: the browser test would otherwise skip (and under CI=true fail).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "make: could not install chromium; the browser test will be skipped"
+	  { echo "make: could not install chromium (apt-get install chromium)" >&2; exit 1; }
 
 lint: setup
 	ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -51,3 +52,41 @@ def demo_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("demo")
     snakemake(workdir, "--cores", "2", "all")
     return workdir
+
+
+# -- markers and CI strictness ---------------------------------------------------------------------
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _runs_the_workflow(item: pytest.Item) -> bool:
+    """A test runs the workflow when it uses the demo run, calls Snakemake (``snakemake(``
+    here, or the binary), or is marked so (``e2e``, or ``slow`` as the older tests are)."""
+    if "demo_run" in getattr(item, "fixturenames", ()):
+        return True
+    if item.get_closest_marker("e2e") or item.get_closest_marker("slow"):
+        return True
+    try:
+        source = inspect.getsource(item.obj)
+    except (OSError, TypeError):
+        return False
+    return "snakemake(" in source or '"snakemake"' in source
+
+
+def pytest_collection_modifyitems(config, items):
+    # `make test-fast` deselects these (-m "not e2e"); `make test` and CI run everything.
+    for item in items:
+        if _runs_the_workflow(item):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a skipped test is a failure: a missing browser or SLURM must not pass
+    silently as green."""
+    outcome = yield
+    report = outcome.get_result()
+    if CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which counts as a failure: {reason}"
