@@ -91,12 +91,13 @@ def test_clip_round_trips_and_gives_normalised_embeddings(tiny_clip, tmp_path):
     np.testing.assert_allclose(again.texts(["a red car"]), texts[:1], atol=1e-5)
     # The hub checkpoints' layout: tokenizer files and a legacy preprocessor_config.json.
     legacy = tmp_path / "legacy"
+    px = clip.processor.image_processor.crop_size["height"]  # the tiny model's input size
     clip.model.save_pretrained(legacy)
     clip.processor.tokenizer.save_pretrained(legacy)
     (legacy / "preprocessor_config.json").write_text(
         json.dumps(
             {
-                "crop_size": 32,
+                "crop_size": px,
                 "do_center_crop": True,
                 "do_normalize": True,
                 "do_resize": True,
@@ -104,7 +105,7 @@ def test_clip_round_trips_and_gives_normalised_embeddings(tiny_clip, tmp_path):
                 "image_mean": [0.48145466, 0.4578275, 0.40821073],
                 "image_std": [0.26862954, 0.26130258, 0.27577711],
                 "resample": 3,
-                "size": 32,
+                "size": px,
             }
         )
     )

@@ -310,14 +310,18 @@ def test_mask_shard_records_objects_and_masks_per_clip(shard):
     )
 
 
-def test_a_clip_without_objects_is_a_recorded_reason_not_a_failure(shard):
+def test_a_clip_without_objects_is_a_recorded_reason_not_a_failure(shard, monkeypatch):
     # No box scores above 1: nothing is found, every clip says why, and no mask file is left.
     table = run(shard, "nobox", box_threshold=1.0)
     rejects = pd.read_parquet(shard["root"] / "nobox.rejects.parquet")
     assert table.empty and len(rejects) == 2
-    assert rejects["reason"].str.startswith("no box above box_threshold 1.0 for: square").all()
+    # the phrases tried: the (noise) VLM's, then the configured vocabulary
+    assert rejects["reason"].str.startswith("no box above box_threshold 1.0 for: ").all()
+    assert rejects["reason"].str.contains(r"for: (?:.+, )?square \(VLM: ", regex=True).all()
     assert not list((shard["root"] / "nobox").glob("*.npz"))
-    # The tiny VLM's answers name nothing: with no vocabulary there is no phrase at all.
+    # An answer that names nothing (what the tiny VLM says is noise, so it is made to name
+    # nothing) and no vocabulary: no phrase at all.
+    monkeypatch.setattr("senorita.masks.parse_phrases", lambda *args, **kwargs: [])
     run(shard, "nophrase", vocabulary=[])
     reasons = pd.read_parquet(shard["root"] / "nophrase.rejects.parquet")["reason"]
     assert len(reasons) == 2 and reasons.str.startswith("the VLM named no objects").all()

@@ -66,6 +66,8 @@ class ObjectLister:
                     "pick an image-text-to-text chat model"
                 )
             processor.tokenizer.padding_side = "left"  # batched generation continues on the right
+            if processor.tokenizer.pad_token is None:  # Llama 3's tokenizers have none
+                processor.tokenizer.pad_token = processor.tokenizer.eos_token
             model = AutoModelForImageTextToText.from_pretrained(
                 spec.id, dtype=spec.torch_dtype(), **kwargs
             )
