@@ -6,7 +6,8 @@ control latents (HED, Canny and depth, each encoded by the 3D VAE: 3 × 16 chann
 to the embedded video tokens; after each block a zero-initialised linear projection makes that
 block's residual. The main transformer (``CogVideoXControlTransformer3DModel``) adds residual
 k mod N after its block k. Everything new starts at zero, so attaching the ControlNet changes
-nothing until it is trained.
+nothing until it is trained. A learned positional table (5B-I2V) is resampled to the clip's size
+as in the transformer (``senorita.experts.transformer.embed_tokens``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from diffusers.models.embeddings import CogVideoXPatchEmbed, TimestepEmbedding, 
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXBlock
 from torch import nn
+
+from senorita.experts.transformer import embed_tokens
 
 # Config keys shared with CogVideoXTransformer3DModel (copied by from_transformer).
 SHARED = (
@@ -169,7 +172,7 @@ class CogVideoXControlNetModel(ModelMixin, ConfigMixin):
         """
         batch, frames, _, height, width = control.shape
         emb = self.time_embedding(self.time_proj(timestep).to(dtype=hidden_states.dtype))
-        tokens = self.patch_embed(encoder_hidden_states, hidden_states)
+        tokens = embed_tokens(self.patch_embed, encoder_hidden_states, hidden_states)
         tokens = self.embedding_dropout(tokens)
         text_len = encoder_hidden_states.shape[1]
         text, video = tokens[:, :text_len], tokens[:, text_len:]

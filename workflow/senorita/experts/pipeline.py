@@ -22,28 +22,16 @@ from typing import ClassVar
 import numpy as np
 import torch
 from diffusers import CogVideoXDPMScheduler, DiffusionPipeline
-from diffusers.models.embeddings import get_3d_rotary_pos_embed
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
+
+from senorita.experts.transformer import rotary_embedding
 
 
 @dataclass
 class ExpertOutput(BaseOutput):
     frames: np.ndarray  # (T, H, W, 3) uint8
     generated: np.ndarray  # the same before paste-back
-
-
-def _grid_crop(src: tuple[int, int], tgt_width: int, tgt_height: int):
-    # diffusers' CogVideoX helper (resize-crop region of the rotary grid).
-    h, w = src
-    ratio = h / w
-    if ratio > tgt_height / tgt_width:
-        resize_height, resize_width = tgt_height, round(tgt_height / h * w)
-    else:
-        resize_width, resize_height = tgt_width, round(tgt_width / w * h)
-    top = round((tgt_height - resize_height) / 2.0)
-    left = round((tgt_width - resize_width) / 2.0)
-    return (top, left), (top + resize_height, left + resize_width)
 
 
 def masked_video(frames: np.ndarray, mask: np.ndarray, fill: int = 0) -> np.ndarray:
@@ -146,22 +134,11 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
     # -- the loop ---------------------------------------------------------------------------------
 
     def _rotary(self, height: int, width: int, frames: int):
-        cfg = self.transformer.config
-        if not cfg.use_rotary_positional_embeddings:
-            return None
-        grid_h = height // (self.spatial_factor * cfg.patch_size)
-        grid_w = width // (self.spatial_factor * cfg.patch_size)
-        crops = _grid_crop(
-            (grid_h, grid_w),
-            cfg.sample_width // cfg.patch_size,
-            cfg.sample_height // cfg.patch_size,
-        )
-        return get_3d_rotary_pos_embed(
-            embed_dim=cfg.attention_head_dim,
-            crops_coords=crops,
-            grid_size=(grid_h, grid_w),
-            temporal_size=frames,
-            device=self._execution_device,
+        """The rotary embedding for ``frames`` latent frames of ``height`` × ``width`` pixels
+        (None for sincos models); the same crop places the learned positions of 5B-I2V."""
+        unit = self.spatial_factor * self.transformer.config.patch_size
+        return rotary_embedding(
+            self.transformer.config, frames, height // unit, width // unit, self._execution_device
         )
 
     @torch.no_grad()
