@@ -2,7 +2,11 @@
 (CogVideoX-2B for the remover and local stylizer, CogVideoX-5B-I2V for the inpainter and global
 stylizer), its transformer widened to 3 × latent channels for inpainting (new channels zero) and
 a ControlNet copied from its first blocks for the stylizers (new layers zero). An ``init`` that is
-already this expert's pipeline is loaded as it is (to continue training)."""
+already this expert's pipeline is loaded as it is (to continue training).
+
+Weights are held in the dtypes ``weight_dtypes`` picks: the frozen T5 encoder and VAE in the
+mixed-precision dtype, the transformer and ControlNet in fp32 (the optimizer's master weights).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,36 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 log = logging.getLogger(__name__)
 
 INPAINTING = ("remover", "local_stylizer", "inpainter")
 CONTROLLED = ("local_stylizer", "global_stylizer")
 
 
+def weight_dtypes(precision: str) -> dict[str, torch.dtype]:
+    """Each component's weight dtype for a run at ``precision`` (accelerate's mixed_precision,
+    resolved: "no", "fp16" or "bf16").
+
+    The T5 encoder and the VAE are frozen and only make the inputs, outside autocast: they are
+    held in the mixed-precision dtype (T5-XXL alone is 19 GB per GPU in fp32, 9.5 GB in bf16).
+    The transformer and the ControlNet keep fp32 weights: what trains needs fp32 master weights
+    (AdamW's state follows them), and a frozen one runs inside autocast beside fp32 activations
+    (its positional embeddings, a ControlNet's residuals), which a bf16 LayerNorm weight refuses
+    on the CPU; autocast computes them in low precision all the same.
+    """
+    low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    return {"text_encoder": low, "vae": low, "default": torch.float32}
+
+
+def _dtype(dtype, part: str):
+    return dtype.get(part, dtype.get("default")) if isinstance(dtype, dict) else dtype
+
+
 def build_expert(name: str, cfg: dict[str, Any], dtype=None):
-    """The expert pipeline named by ``cfg`` (``init``, ``revision``, ``controlnet_layers``)."""
+    """The expert pipeline named by ``cfg`` (``init``, ``revision``, ``controlnet_layers``), in
+    ``dtype``: one dtype, or one per component (``weight_dtypes``)."""
     import diffusers
     from transformers import AutoTokenizer, T5EncoderModel
 
@@ -38,10 +64,10 @@ def build_expert(name: str, cfg: dict[str, Any], dtype=None):
     sub = {"revision": revision}
     scheduler_cls = getattr(diffusers, index["scheduler"][1])
     transformer = CogVideoXControlTransformer3DModel.from_pretrained(
-        ident, subfolder="transformer", dtype=dtype, **sub
+        ident, subfolder="transformer", dtype=_dtype(dtype, "transformer"), **sub
     )
     vae = diffusers.AutoencoderKLCogVideoX.from_pretrained(
-        ident, subfolder="vae", dtype=dtype, **sub
+        ident, subfolder="vae", dtype=_dtype(dtype, "vae"), **sub
     )
     latent = vae.config.latent_channels
     if name in INPAINTING:
@@ -55,7 +81,7 @@ def build_expert(name: str, cfg: dict[str, Any], dtype=None):
     return cls(
         tokenizer=AutoTokenizer.from_pretrained(ident, subfolder="tokenizer", **sub),
         text_encoder=T5EncoderModel.from_pretrained(
-            ident, subfolder="text_encoder", dtype=dtype, **sub
+            ident, subfolder="text_encoder", dtype=_dtype(dtype, "text_encoder"), **sub
         ),
         vae=vae,
         transformer=transformer,

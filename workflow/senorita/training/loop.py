@@ -7,6 +7,11 @@ the model, optimizer and learning-rate scheduler restored from the last checkpoi
 weights are the same. The objective is the base model's: v-prediction on the scheduler's
 training timesteps (CogVideoX is trained that way), or epsilon when the scheduler says so.
 
+Precision: the transformer and ControlNet hold fp32 weights (and AdamW state), the frozen T5
+and VAE the mixed-precision dtype (``build.weight_dtypes``); the inputs T5 and the VAE make are
+cast to fp32 and autocast runs the models in low precision. The learning-rate schedule counts
+optimizer steps: one step of it per optimizer step, whatever the processes and accumulation.
+
 ``work`` holds ``checkpoint-<step>/`` folders (accelerate state plus ``state.json``, written
 whole then renamed) and ``loss.csv``; the final checkpoint is a diffusers pipeline folder that
 the expert rules load by path, with ``training.json`` beside it.
@@ -27,7 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from senorita.training.build import build_expert, trainable_parameters
+from senorita.progress import Progress
+from senorita.training.build import build_expert, trainable_parameters, weight_dtypes
 from senorita.training.views import AnnotatedClips, ExpertView, Sample
 
 log = logging.getLogger(__name__)
@@ -108,6 +114,38 @@ def conditioning(
     return out
 
 
+def prepare_training(accelerator, models: list, params: list, cfg: dict[str, Any]):
+    """The prepared models, the optimizer and the learning-rate scheduler (not prepared).
+
+    accelerate's prepared scheduler (``AcceleratedScheduler``) steps the wrapped scheduler
+    ``num_processes`` times per optimizer step unless ``split_batches``: it assumes the schedule
+    was written in per-process batches, as diffusers' scripts do by multiplying the warmup by the
+    process count. Our schedule is written in optimizer steps, so on 8 GPUs the prepared one would
+    end the warmup 8 times too early. We keep the scheduler out of ``prepare``, step it ourselves
+    once per optimizer step (``optimizer_step``), and register it so checkpoints still hold it.
+    """
+    from diffusers.optimization import get_scheduler
+
+    optimizer = torch.optim.AdamW(params, lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
+    lr_scheduler = get_scheduler(
+        "constant_with_warmup", optimizer, num_warmup_steps=cfg["warmup_steps"]
+    )
+    prepared = accelerator.prepare(*models, optimizer)
+    accelerator.register_for_checkpointing(lr_scheduler)
+    return list(prepared[:-1]), prepared[-1], lr_scheduler
+
+
+def optimizer_step(accelerator, optimizer, lr_scheduler, params: list, max_grad_norm) -> None:
+    """After a micro-batch's backward: clip, step and zero (the prepared optimizer does nothing
+    until the last micro-batch of an accumulation), and step the schedule once per real step."""
+    if accelerator.sync_gradients and max_grad_norm:
+        accelerator.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+        lr_scheduler.step()
+    optimizer.zero_grad()
+
+
 def train_expert(
     name: str,
     cfg: dict[str, Any],
@@ -117,7 +155,6 @@ def train_expert(
     work: Path,
 ) -> Path:
     from accelerate import Accelerator
-    from diffusers.optimization import get_scheduler
 
     from senorita.atomic import write_text
     from senorita.training.curves import loss_curve
@@ -135,7 +172,7 @@ def train_expert(
     samples = len(view.objects) if view.objects else len(view.clip_ids)
     steps = total_steps(cfg, samples, accelerator.num_processes)
 
-    pipe = build_expert(name, cfg)
+    pipe = build_expert(name, cfg, weight_dtypes(precision))
     pipe.set_progress_bar_config(disable=True)
     pipe.to(accelerator.device)
     params = trainable_parameters(pipe, name, cfg["parts"])
@@ -143,19 +180,15 @@ def train_expert(
         pipe.transformer.enable_gradient_checkpointing()
         if pipe.controlnet is not None:
             pipe.controlnet.enable_gradient_checkpointing()
-    optimizer = torch.optim.AdamW(params, lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
-    lr_scheduler = get_scheduler(
-        "constant_with_warmup", optimizer, num_warmup_steps=cfg["warmup_steps"]
-    )
     models = [pipe.transformer] + ([pipe.controlnet] if pipe.controlnet is not None else [])
-    prepared = accelerator.prepare(*models, optimizer, lr_scheduler)
-    models, optimizer, lr_scheduler = list(prepared[:-2]), prepared[-2], prepared[-1]
+    models, optimizer, lr_scheduler = prepare_training(accelerator, models, params, cfg)
     transformer, controlnet = models[0], (models[1] if len(models) > 1 else None)
 
     work.mkdir(parents=True, exist_ok=True)
     cache = None
     if cfg["cache_latents"]:
-        key = {k: cfg[k] for k in ("init", "revision", "frames", "stride", "height", "width")}
+        key = {k: cfg[k] for k in ("init", "revision", "frames", "height", "width")}
+        key["precision"] = precision  # the VAE's and T5's dtype
         cache = LatentCache(work / "cache", key)
     step = 0
     if done := checkpoints(work):
@@ -164,6 +197,9 @@ def train_expert(
         log.info("%s: resuming from %s (step %d of %d)", name, done[-1].name, step, steps)
     losses = _read_losses(work / "loss.csv", step)
     kinds: Counter[str] = Counter()
+    dropped = 0
+    progress = Progress(f"training the {name}", total=steps, unit="steps", logger=log)
+    progress.skip(step)
     scheduler = pipe.scheduler
     v_prediction = scheduler.config.prediction_type == "v_prediction"
     rotary = None
@@ -177,8 +213,11 @@ def train_expert(
             gen = torch.Generator().manual_seed(int(np.random.default_rng(seed).integers(2**62)))
             batch = [view.sample(rng) for _ in range(cfg["batch_size"])]
             kinds.update(s.kind for s in batch)
+            dropped += sum(s.prompt_dropped for s in batch)
             with torch.no_grad():
                 inputs = conditioning(pipe, name, batch, cache)
+            # The frozen parts' outputs (maybe bf16) in fp32, the trained parts' dtype.
+            inputs = {k: v.float() for k, v in inputs.items()}
             x0 = inputs["latents"]
             if rotary is None:
                 _, f, _, h, w = x0.shape
@@ -206,12 +245,10 @@ def train_expert(
                 )[0]
                 loss = torch.nn.functional.mse_loss(pred.float(), target.float())
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg["max_grad_norm"]:
-                    accelerator.clip_grad_norm_(params, cfg["max_grad_norm"])
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad()
+                optimizer_step(accelerator, optimizer, lr_scheduler, params, cfg["max_grad_norm"])
         step += 1
+        if accelerator.is_main_process:
+            progress.step()
         value = float(accelerator.gather(loss.detach()).mean())
         if not math.isfinite(value):
             raise FloatingPointError(f"training the {name}: loss is {value} at step {step}")
@@ -222,6 +259,7 @@ def train_expert(
                 _write_losses(work / "loss.csv", losses)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        progress.done()
         _write_losses(work / "loss.csv", losses)
         pipe.transformer = accelerator.unwrap_model(transformer)
         if controlnet is not None:
@@ -235,6 +273,7 @@ def train_expert(
             "steps": steps,
             "samples": samples,
             "sample_kinds_this_job": dict(kinds),
+            "prompts_dropped_this_job": dropped,
             "final_loss": losses[-1][1] if losses else None,
             "processes": accelerator.num_processes,
             "mixed_precision": precision,

@@ -1,8 +1,14 @@
 """Training data views over the annotated shards, one per expert, following the paper's recipes.
 
-A view draws one sample from a seeded generator: the clip's frames (``frames`` at ``stride``,
-resized to height × width), the expert's mask and prompt, and its control maps. ``kind`` names
+A view draws one sample from a seeded generator: the clip's first ``frames`` frames as the clips
+stage cut them (its stride is already applied: a clip is read frame by frame, never strided
+again), resized to height × width, the expert's mask and prompt, and its control maps. A clip,
+mask or control map shorter than ``frames`` is an error naming it, never padded. ``kind`` names
 the sample type, so the proportions can be checked and logged.
+
+Every expert's prompt is dropped (made empty) with probability ``prompt_dropout`` (0.1), drawn
+from the same seeded generator: the experts run with classifier-free guidance, whose
+unconditional branch is the empty prompt, so they must see it in training.
 
 - remover: 90% a mask and phrase from an unrelated clip over this clip, "Remove {obj}" (the
   target is the clip: whatever the mask covers must become background); 10% the clip's own mask,
@@ -12,7 +18,7 @@ the sample type, so the proportions can be checked and logged.
 - local stylizer: the clip's own mask, its control maps masked in the control branch, "It's
   {a/the/this} {obj}".
 - global stylizer: the first frame and the video in the main branch, HED, Canny and depth in the
-  control branch, the caption as prompt (10% empty).
+  control branch, the caption as prompt.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ KINDS = {
     "remover": ("unrelated", "own"),
     "inpainter": ("shapes", "rectangles", "sam2", "boxes"),
     "local_stylizer": ("own",),
-    "global_stylizer": ("caption", "empty"),
+    "global_stylizer": ("caption",),
 }
 PRONOUNS = ("a", "the", "this")
 
@@ -46,6 +52,7 @@ class Sample:
     mask: np.ndarray | None = None  # (T, H, W) bool
     controls: list[np.ndarray] | None = None  # HED, Canny, depth, each (T, H, W, 3) uint8
     source: str = ""  # the clip the frames come from (the latent cache's key)
+    prompt_dropped: bool = False  # the prompt was emptied (``prompt_dropout``)
 
 
 def _concat(pattern: str, shards: int) -> pd.DataFrame:
@@ -77,19 +84,26 @@ class AnnotatedClips:
         )
         self.paths = dict(self.clips[["clip_id", "path"]].to_numpy())
 
+    def _first(self, array: np.ndarray, what: str) -> np.ndarray:
+        """The first ``frames`` frames, consecutive: the clips stage already took every
+        stride-th source frame, so striding here again would skip real motion."""
+        n = self.cfg["frames"]
+        if len(array) < n:
+            raise ValueError(
+                f"{what}: {len(array)} frames, but training takes {n} (train.frames); "
+                "a clip shorter than a sample is not padded: cut longer clips or train on fewer "
+                "frames"
+            )
+        return array[:n]
+
     def frames(self, path: str) -> np.ndarray:
-        """``frames`` frames at ``stride`` from the start, resized to height × width."""
-        n, stride = self.cfg["frames"], self.cfg["stride"]
-        video = read_frames(path)[::stride][:n]
-        if len(video) < n:  # a short clip repeats its last frame
-            video = np.concatenate([video, np.repeat(video[-1:], n - len(video), axis=0)])
+        """The clip's first ``frames`` frames as cut, resized to height × width."""
+        video = self._first(read_frames(path), path)
         return _resize(video, self.cfg["height"], self.cfg["width"], cv2.INTER_AREA)
 
     def mask(self, row: dict) -> np.ndarray:
-        n, stride = self.cfg["frames"], self.cfg["stride"]
-        mask = load_masks(row["mask_path"])[int(row["object"])][::stride][:n]
-        if len(mask) < n:
-            mask = np.concatenate([mask, np.repeat(mask[-1:], n - len(mask), axis=0)])
+        what = f"{row['mask_path']} (object {row['object']} of clip {row['clip_id']})"
+        mask = self._first(load_masks(row["mask_path"])[int(row["object"])], what)
         return _resize(
             mask.astype(np.uint8), self.cfg["height"], self.cfg["width"], cv2.INTER_NEAREST
         ).astype(bool)
@@ -182,13 +196,17 @@ class ExpertView:
         if self.expert == "inpainter":
             return _draw(rng, self.recipe["mask_types"])
         if self.expert == "global_stylizer":
-            p = self.recipe["empty_prompt"]
-            return _draw(rng, {"empty": p, "caption": 1 - p})
+            return "caption"
         return "own"
 
     def sample(self, rng: np.random.Generator) -> Sample:
         kind = self.kind(rng)
-        return getattr(self, f"_{self.expert}")(kind, rng)
+        sample = getattr(self, f"_{self.expert}")(kind, rng)
+        # Drawn from the step's generator like everything else, so a resumed run drops the
+        # same prompts.
+        if rng.random() < self.recipe["prompt_dropout"]:
+            sample.prompt, sample.prompt_dropped = "", True
+        return sample
 
     def _object(self, rng: np.random.Generator) -> dict:
         return self.objects[int(rng.integers(len(self.objects)))]
@@ -251,7 +269,7 @@ class ExpertView:
     def _global_stylizer(self, kind: str, rng: np.random.Generator) -> Sample:
         clip_id = self.clip_ids[int(rng.integers(len(self.clip_ids)))]
         frames = self.data.frames(self.data.paths[clip_id])
-        prompt = "" if kind == "empty" else self.data.captions.get(clip_id, "")
+        prompt = self.data.captions.get(clip_id, "")
         controls = self.data.controls(clip_id)
         return Sample(kind, frames, prompt, "", None, controls, self.data.paths[clip_id])
 
