@@ -14,6 +14,8 @@ rule ingest:
         source=as_json(config["source"]),
         ingest=as_json(config["ingest"]),
         clips=as_json(config["clips"]),
+        # Bumped when downloads were left for later: makes the next run rerun this job.
+        retry=download_retry,
     message:
         "Probing the videos of shard {wildcards.shard}"
     shell:

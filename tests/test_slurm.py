@@ -5,6 +5,10 @@ catalogue job is killed with scancel. Checked: the run completes; every rule ran
 job (sacct, and each job's own log); the killed job was resubmitted with more memory; only the GPU
 rule got a GPU; and the outputs are byte for byte those of a local run.
 
+A second run, with ``source: pexels`` against the loopback server and a canary key, checks that
+the key reaches no disk: SLURM's state, spool and logs, the accounting database, job logs,
+``.snakemake/`` and the outputs.
+
 Skipped, with the reason, only where this machine cannot run the daemons (not root, no apt).
 """
 
@@ -293,3 +297,108 @@ def test_slurm_profile_runs_every_rule_as_a_slurm_job(slurm_cluster, demo_run, t
     assert slurm.keys() <= local.keys()
     differ = [n for n, out in slurm.items() if not _same(n, local[n], out)]
     assert differ == []
+
+
+def _slurm_conf_paths() -> list[Path]:
+    """The folders and files slurm.conf names (state, spool, logs, pid files)."""
+    keys = ("StateSaveLocation", "SlurmdSpoolDir", "SlurmctldLogFile", "SlurmdLogFile")
+    paths = []
+    for line in Path("/etc/slurm/slurm.conf").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() in keys and value.strip():
+            paths.append(Path(value.strip()))
+    return paths
+
+
+def _grep(roots: list[Path], needle: str) -> list[str]:
+    """Every file under ``roots`` whose bytes contain ``needle`` (grep -r, binary files too)."""
+    existing = [str(r) for r in roots if r.exists()]
+    proc = subprocess.run(
+        ["grep", "-r", "-l", "-a", "-F", needle, *existing], capture_output=True, text=True
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.stdout.split()
+
+
+@pytest.mark.timeout(RUN_LIMIT_S * 2 + 300)
+def test_pexels_key_reaches_no_slurm_disk(slurm_cluster, tmp_path):
+    """A `source: pexels` run through the slurm profile with a canary key in the environment of
+    `snakemake --profile slurm`: the crawl runs on this host (a local rule), the jobs sent to
+    SLURM carry no key, and no file SLURM, Snakemake or the pipeline wrote holds it."""
+    from pexels_helpers import KEY
+
+    from senorita.testing.pexels_server import PexelsServer, Plan, fake_videos, make_media
+
+    # A variable that does travel with every job: where it is found, job environments are kept.
+    marker = f"senorita-env-marker-{os.getpid()}-{time.time_ns()}"
+    media = make_media(tmp_path / "media", count=2, width=640, height=360, seconds=3.0)
+    videos = fake_videos(60, seed=7)
+    workdir = tmp_path / "slurm-pexels"
+    workdir.mkdir()
+    with PexelsServer(media, videos, KEY, Plan()) as server:
+        config = {
+            **SLURM_CONFIG,
+            "tasks": {t: {"enabled": t == "deblur"} for t in MAKERS},
+            "shards": 1,
+            "source": {
+                "kind": "pexels",
+                "pexels": server.source_config(queries=[], max_videos=2, per_page=2),
+            },
+            "encode": {"preset": "ultrafast"},
+        }
+        (workdir / "slurm-test.yaml").write_text(yaml.safe_dump(config))
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "SENORITA_SLURM_ACCOUNT": ACCOUNT,
+            "SENORITA_SLURM_PARTITION": PARTITION,
+            "SENORITA_SLURM_JOB_CORES": slurm_cluster["cpus"],
+            "PEXELS_API_KEY": KEY,
+            "SENORITA_TEST_MARKER": marker,
+        }
+        # Thirteen jobs: on an idle machine about 3 minutes, on a busy 2-core one up to 10.
+        cmd = [
+            "timeout",
+            "-k",
+            "20",
+            str(RUN_LIMIT_S * 2),
+            str(BIN / "snakemake"),
+            "-s",
+            str(REPO / "Snakefile"),
+            "--profile",
+            str(REPO / "profiles" / "slurm"),
+            "--slurm-keep-successful-logs",
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+            "all",
+            "--configfile",
+            str(workdir / "slurm-test.yaml"),
+        ]
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=RUN_LIMIT_S * 2 + 60
+        )
+        print(f"SLURM pexels run: {time.monotonic() - t0:.0f}s")
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out[-6000:]
+        api = server.api_requests()
+    assert api and all(r["auth_ok"] for r in api)  # the crawl had the key ...
+    run_id = re.search(r"SLURM run ID: (\S+)", out).group(1)
+    comments = subprocess.run(
+        ["sacct", "-X", "-P", "-n", "--name", run_id, "--format=Comment"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert comments and "rule_catalogue" not in comments  # ... and ran here, not in SLURM
+    pairs = pd.read_parquet(workdir / "dataset" / "deblur" / "manifest.parquet")
+    assert len(pairs) > 0 and pairs["pexels_id"].notna().all()
+
+    slurm_disk = _slurm_conf_paths()
+    mysql = Path("/var/lib/mysql")
+    # The marker is found where SLURM keeps job environments: the grep looks in the right place.
+    assert _grep(slurm_disk, marker), f"no job environment found under {slurm_disk}"
+    # The key is in none of them, nor in the accounting database, the job logs, .snakemake/,
+    # the outputs, or what snakemake printed.
+    assert _grep([*slurm_disk, mysql, workdir], KEY) == []
+    assert KEY not in out

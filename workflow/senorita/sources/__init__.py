@@ -38,8 +38,14 @@ class Source(Protocol):
 
     # Optional: ``prefetch(rows) -> dict[video_id, Path | str]``. Ingest calls it once per shard
     # before probing, so a remote source can fetch the shard's files concurrently; a str value is
-    # the reason a video could not be fetched (it becomes the reject reason). Rows it leaves out
-    # go through ``materialise``. Local sources don't need it.
+    # the reason a video could not be fetched (it becomes the reject reason), a ``Pending`` one
+    # a transient failure (neither accepted nor rejected: the next run tries again). Rows it
+    # leaves out go through ``materialise``. Local sources don't need it.
+
+
+class Pending(str):
+    """Why a video could not be fetched *now* (the host or network failed): not a verdict about
+    the video, so it is neither accepted nor rejected, and the next run tries again."""
 
 
 def make_source(cfg: dict[str, Any], workdir: Path) -> Source:

@@ -4,7 +4,14 @@ A file appears under its final name only when it is complete (length as announce
 announced where the server sends one) and ffprobe reads a video stream from it, so a killed job
 leaves either nothing or a finished file; a rerun skips finished files. Every failure becomes a
 reason string that starts with its kind ("download refused", "download failed", "download too
-large", "download corrupt", ...), which ingest records as the video's reject reason.
+large", "download corrupt", ...), and is one of three sorts:
+
+- transient: the host or the network had a bad moment (connection refused or dropped, timeout,
+  429, 5xx), still so after the retries. Not a verdict about the video: the next run tries again.
+- bad file: the file the host sends is not a usable video, every time (corrupt, or shorter than
+  its announced length, or not matching its checksum, on every try). The caller may try another
+  rendition of the same video once; after that it is a reject.
+- permanent: 404 and other refusals, a host not on the allowlist, too large, wrong codec. A reject.
 
 Download links come from API data, which we don't trust to send us anywhere: the scheme and host
 of the link and of every redirect must match the configured allowlist, and the local file name is
@@ -19,7 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +35,9 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from senorita.atomic import atomic_path
-from senorita.sources.pexels_api import TRANSIENT, backoff_delay, make_session
+from senorita.progress import Progress
+from senorita.sources.pexels_api import TRANSIENT as TRANSPORT_ERRORS
+from senorita.sources.pexels_api import TRANSIENT_STATUS, backoff_delay, make_session
 from senorita.video import VideoError, probe
 
 log = logging.getLogger(__name__)
@@ -37,16 +46,34 @@ CHUNK = 1 << 16
 MAX_REDIRECTS = 5
 
 
-class DownloadError(OSError):
-    """A download that failed for good; ``str(err)`` is the reject reason."""
+TRANSIENT, BAD_FILE, PERMANENT = "transient", "bad file", "permanent"
 
-    def __init__(self, reason: str, transient: bool = False):
+
+class DownloadError(OSError):
+    """A failed download; ``str(err)`` is the reason, ``kind`` its sort (see the module doc)."""
+
+    def __init__(self, reason: str, kind: str = PERMANENT):
         super().__init__(reason)
         self.reason = reason
-        self.transient = transient
+        self.kind = kind
+
+    @property
+    def transient(self) -> bool:
+        return self.kind == TRANSIENT
 
     def __str__(self) -> str:
         return self.reason
+
+
+class Failure(str):
+    """A failed download's reason (a str, usable as a reject reason as is) with its ``kind``."""
+
+    kind: str
+
+    def __new__(cls, reason: str, kind: str) -> Failure:
+        obj = super().__new__(cls, reason)
+        obj.kind = kind
+        return obj
 
 
 def host_allowed(url: str, hosts: Iterable[str], allow_http: bool) -> str | None:
@@ -129,9 +156,12 @@ class Downloader:
         resp = self._open(url)
         with resp:
             if resp.status_code == 429 or resp.status_code >= 500:
-                raise DownloadError(f"download failed: HTTP {resp.status_code}", transient=True)
+                raise DownloadError(f"download failed: HTTP {resp.status_code}", TRANSIENT)
             if resp.status_code != 200:
-                raise DownloadError(f"download failed: HTTP {resp.status_code}")
+                raise DownloadError(
+                    f"download failed: HTTP {resp.status_code}",
+                    TRANSIENT if resp.status_code in TRANSIENT_STATUS else PERMANENT,
+                )
             announced = resp.headers.get("Content-Length")
             length = int(announced) if announced and announced.isdigit() else None
             if length is not None and length > self.max_bytes:
@@ -149,27 +179,23 @@ class Downloader:
                             raise DownloadError(f"download too large: over {self.max_bytes} bytes")
                         if time.monotonic() - started > self.time_limit:
                             raise DownloadError(
-                                f"download too slow: over {self.time_limit} s", transient=True
+                                f"download too slow: over {self.time_limit} s", TRANSIENT
                             )
                         sha.update(block)
                         md5.update(block)
                         fh.write(block)
                 if length is not None and size != length:
-                    raise DownloadError(
-                        f"download truncated: {size} of {length} bytes", transient=True
-                    )
+                    raise DownloadError(f"download truncated: {size} of {length} bytes", BAD_FILE)
                 if size == 0:
-                    raise DownloadError("download failed: empty body", transient=True)
+                    raise DownloadError("download failed: empty body", BAD_FILE)
                 if md5_header and base64.b64encode(md5.digest()).decode() != md5_header.strip():
-                    raise DownloadError(
-                        "download checksum mismatch: Content-MD5 differs", transient=True
-                    )
+                    raise DownloadError("download checksum mismatch: Content-MD5 differs", BAD_FILE)
                 try:
                     info = probe(tmp)
                 except VideoError as err:
                     # ffprobe names the temporary file; the reason should not.
                     why = str(err).replace(f"{tmp}: ", "").replace(str(tmp), dest.name)
-                    raise DownloadError(f"download corrupt: ffprobe: {why}") from None
+                    raise DownloadError(f"download corrupt: ffprobe: {why}", BAD_FILE) from None
                 if self.codecs and info.codec not in self.codecs:
                     raise DownloadError(
                         f"download wrong codec: {info.codec} not in "
@@ -178,24 +204,35 @@ class Downloader:
         return Downloaded(dest, size, sha.hexdigest(), fresh=True)
 
     def fetch(self, url: str, dest: Path) -> Downloaded:
-        """Download ``url`` to ``dest``, unless a finished file is there; raise DownloadError."""
+        """Download ``url`` to ``dest``, unless a finished file is there; raise DownloadError.
+
+        Transient failures and short or mismatching bodies are retried. After the last try the
+        error is a bad file if every try delivered a short or mismatching body (the host keeps
+        sending that), else transient (at least once the host or network failed as such).
+        """
         if dest.is_file():
             return Downloaded(dest, dest.stat().st_size, "", fresh=False)
         self._check(url)
         attempt = 0
+        kinds: set[str] = set()
         while True:
             try:
                 return self._attempt(url, dest)
             except DownloadError as err:
-                if not err.transient:
+                if err.kind == PERMANENT or err.reason.startswith("download corrupt"):
                     raise
-                why = err.reason
+                why, kind = err.reason, err.kind
             except requests.exceptions.ChunkedEncodingError:
                 why = "download truncated: the connection closed before the announced length"
-            except TRANSIENT as err:
-                why = f"download failed: {type(err).__name__}"
+                kind = BAD_FILE
+            except TRANSPORT_ERRORS as err:
+                why, kind = f"download failed: {type(err).__name__}", TRANSIENT
+            kinds.add(kind)
             if attempt >= self.retries:
-                raise DownloadError(f"{why} (gave up after {attempt + 1} tries)")
+                raise DownloadError(
+                    f"{why} (gave up after {attempt + 1} tries)",
+                    BAD_FILE if kinds == {BAD_FILE} else TRANSIENT,
+                )
             delay = backoff_delay(attempt, *self.backoff, self.rng)
             log.info(
                 "%s: %s; retry %d/%d in %.2f s", dest.name, why, attempt + 1, self.retries, delay
@@ -203,22 +240,34 @@ class Downloader:
             self.sleep(delay)
             attempt += 1
 
-    def fetch_many(self, jobs: dict[str, tuple[str, Path]]) -> dict[str, Downloaded | str]:
-        """Download every ``key: (url, dest)`` with ``workers`` threads; failures as reasons."""
+    def fetch_many(
+        self, jobs: dict[str, tuple[str, Path]], label: str = "downloads"
+    ) -> dict[str, Downloaded | Failure]:
+        """Download every ``key: (url, dest)`` with ``workers`` threads; failures as Failure
+        reasons. Logs progress (files done of total, rate, time left) as files finish."""
 
-        def one(item: tuple[str, tuple[str, Path]]) -> tuple[str, Downloaded | str]:
-            key, (url, dest) = item
+        def one(key: str, url: str, dest: Path) -> Downloaded | Failure:
             try:
-                return key, self.fetch(url, dest)
+                return self.fetch(url, dest)
             except DownloadError as err:
-                log.warning("%s: %s", key, err.reason)
-                return key, err.reason
-            except OSError as err:  # disk full, permissions: still one video's problem
+                log.warning("%s: %s (%s)", key, err.reason, err.kind)
+                return Failure(err.reason, err.kind)
+            except OSError as err:  # disk full, permissions: this host's problem, not the video's
                 log.warning("%s: %s", key, err)
-                return key, f"download failed: {err}"
+                return Failure(f"download failed: {err}", TRANSIENT)
 
+        progress = Progress(label, total=len(jobs), unit="files")
+        out: dict[str, Downloaded | Failure] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-            return dict(pool.map(one, jobs.items()))
+            futures = {pool.submit(one, k, url, dest): k for k, (url, dest) in jobs.items()}
+            for future in as_completed(futures):
+                out[futures[future]] = got = future.result()
+                if isinstance(got, Downloaded) and not got.fresh:
+                    progress.skip()
+                else:
+                    progress.step()
+        progress.done()
+        return {k: out[k] for k in jobs}
 
 
 def clean_partials(folder: Path) -> int:

@@ -13,14 +13,21 @@ Videos are de-duplicated by Pexels id across endpoints (the first endpoint that 
 it), filtered, and the crawl stops once ``max_videos`` are kept.
 
 Download. ``prefetch`` (called by ingest once per shard) downloads the shard's files concurrently;
-``materialise`` downloads one. Files are named ``<pexels id>-<file id>.mp4`` from ids only.
+``materialise`` downloads one. Files are named ``<pexels id>-<file id>.mp4`` from ids only. A file
+that arrives corrupt or short every time is tried once more in the video's next rendition before
+the video is rejected. A download that failed transiently (connection, timeout, 5xx) is no reject:
+the video is left *pending* and tried again by the next run. More than
+``download.max_failed_fraction`` of a shard pending fails the shard's job (so Snakemake's retries
+and ``--rerun-incomplete`` take over); fewer, and the job succeeds and records them in
+``results/sources/pending/<shard>.json``, whose ``generation`` the ingest rule reads as a
+parameter: it grows each time a job leaves downloads pending, so the next ``snakemake`` run
+reruns that shard's ingest (reason: params changed) and fetches them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,13 +37,23 @@ import pandas as pd
 
 from senorita.atomic import write_text
 from senorita.ids import stable_hash
-from senorita.sources import CATALOGUE_COLUMNS
-from senorita.sources.download import Downloaded, Downloader, clean_partials
+from senorita.progress import Progress
+from senorita.sources import CATALOGUE_COLUMNS, Pending
+from senorita.sources.download import (
+    BAD_FILE,
+    TRANSIENT,
+    Downloaded,
+    Downloader,
+    Failure,
+    clean_partials,
+)
 from senorita.sources.pexels_api import (
     KEY_ENV,
+    KEY_FILE_ENV,
     PexelsClient,
     PexelsError,
     RetriesExhausted,
+    api_key,
     install_redaction,
     parse_page,
 )
@@ -56,6 +73,9 @@ PEXELS_COLUMNS = [
     "rendition_width",
     "rendition_height",
     "rendition_url",
+    # The next rendition (JSON of the five rendition_* fields above, or null), tried once when
+    # the chosen file arrives corrupt or short.
+    "rendition_alt",
 ]
 # An endpoint whose pages keep failing to parse is given up after this many in a row.
 MAX_BAD_PAGES = 3
@@ -128,6 +148,14 @@ def choose_rendition(
 ) -> dict[str, Any] | None:
     """The smallest file that covers ``width`` x ``height`` (in either orientation), preferring
     file types in the order given; the largest one if none covers it. Never a stream playlist."""
+    ranked = rank_renditions(files, width, height, file_types)
+    return ranked[0] if ranked else None
+
+
+def rank_renditions(
+    files: list[dict[str, Any]], width: int, height: int, file_types: list[str]
+) -> list[dict[str, Any]]:
+    """The usable files, best first (the order ``choose_rendition`` picks by)."""
     want_long, want_short = max(width, height), min(width, height)
 
     def usable(f: dict[str, Any]) -> bool:
@@ -147,8 +175,7 @@ def choose_rendition(
         covers = long >= want_long and short >= want_short
         return (file_types.index(f["file_type"]), not covers, area if covers else -area, f["id"])
 
-    candidates = [f for f in files if usable(f)]
-    return min(candidates, key=rank) if candidates else None
+    return sorted((f for f in files if usable(f)), key=rank)
 
 
 class PageStore:
@@ -241,6 +268,16 @@ class Crawler:
             "error": parsed.error,
         }
 
+    def _progress_label(self, kept: int, limit: int) -> str:
+        text = f"crawl ({kept} of {limit} videos kept"
+        quota = getattr(self.client, "quota", None)
+        stats = getattr(self.client, "stats", None)
+        if quota is not None and quota.remaining is not None:
+            text += f", quota left {quota.remaining}"
+        if stats is not None:
+            text += f", waited {stats.waited_s:.0f} s for the quota"
+        return text + ")"
+
     def run(self) -> CrawlResult:
         cfg = self.cfg
         eps = endpoints(cfg)
@@ -251,6 +288,9 @@ class Crawler:
         fetched = replayed = duplicates = filtered = skipped_pages = 0
         stalled: list[str] = []
         limit = cfg["max_videos"]
+        # Pages done (replayed ones count as done, not towards the rate); the label carries the
+        # videos kept and the quota, so a long crawl's log shows where it is and why it waits.
+        progress = Progress("crawl", total=None, unit="pages")
         while len(kept) < limit and not all(s["done"] for s in state.values()):
             for ep in eps:
                 st = state[ep.key]
@@ -268,8 +308,11 @@ class Crawler:
                         continue
                     self.store.save(ep, page, record)
                     fetched += 1
+                    progress.label = self._progress_label(len(kept), limit)
+                    progress.step()
                 else:
                     replayed += 1
+                    progress.skip()
                 if record.get("error"):
                     skipped_pages += 1
                     st["bad"] += 1
@@ -297,6 +340,8 @@ class Crawler:
                 if not record["has_next"] or given_up or capped:
                     st["done"] = True
         requests_made = self.client.stats.requests if self.client else 0
+        progress.label = self._progress_label(len(kept), limit)
+        progress.done()
         log.info(
             "crawl: %d videos kept (%d duplicates, %d filtered out); %d pages fetched, "
             "%d replayed from %s, %d skipped as unusable; %d API requests",
@@ -325,20 +370,25 @@ class Crawler:
         )
 
 
-def api_key() -> str | None:
-    return os.environ.get(KEY_ENV) or None
-
-
 class PexelsSource:
     kind = "pexels"
 
     def __init__(self, cfg: dict[str, Any], workdir: Path, key: str | None = None):
         self.cfg = cfg
         self.folder = (workdir / "pexels").resolve()
-        self.key = key if key is not None else api_key()
-        if self.key:
-            install_redaction(self.key)
+        # Per-shard records of downloads left for the next run (see the module doc).
+        self.pending_folder = (workdir / "pending").resolve()
+        # Read only by the crawl: download jobs (on a cluster) have no key and need none.
+        self._key = key
         self._downloader: Downloader | None = None
+
+    @property
+    def key(self) -> str | None:
+        if self._key is None:
+            self._key = api_key()
+            if self._key:
+                install_redaction(self._key)
+        return self._key
 
     @property
     def downloader(self) -> Downloader:
@@ -359,18 +409,20 @@ class PexelsSource:
     def catalogue(self) -> pd.DataFrame:
         if not self.key:
             raise PexelsError(
-                f"source.kind is 'pexels' but {KEY_ENV} is not set in the environment"
+                f"source.kind is 'pexels' but neither {KEY_ENV} nor {KEY_FILE_ENV} is set in "
+                "the environment"
             )
         result = self.crawl()
         rows = []
         for video in result.videos:
-            pick = choose_rendition(
+            ranked = rank_renditions(
                 video["video_files"],
                 self.cfg["rendition_width"],
                 self.cfg["rendition_height"],
                 self.cfg["file_types"],
             )
-            assert pick is not None  # the crawl kept only videos with one
+            assert ranked  # the crawl kept only videos with one
+            pick, alt = ranked[0], (ranked[1] if len(ranked) > 1 else None)
             rows.append(
                 {
                     "video_id": f"pexels-{video['id']}",
@@ -386,34 +438,166 @@ class PexelsSource:
                     "pexels_height": video["height"],
                     "pexels_duration": video["duration"],
                     "found_by": video["found_by"],
-                    "rendition": f"{pick['quality']} {pick['width']}x{pick['height']} "
-                    f"{pick['file_type']} (file {pick['id']})",
-                    "rendition_file_id": int(pick["id"]),
-                    "rendition_width": pick["width"],
-                    "rendition_height": pick["height"],
-                    "rendition_url": pick["link"],
+                    **_rendition_fields(pick),
+                    "rendition_alt": json.dumps(_rendition_fields(alt)) if alt else None,
                 }
             )
         return pd.DataFrame(rows, columns=[*CATALOGUE_COLUMNS, *PEXELS_COLUMNS])
 
-    def local_path(self, row: dict[str, Any]) -> Path:
+    def local_path(self, row: dict[str, Any], file_id: int | None = None) -> Path:
         """Where a row's file lives: built from integers only, never from API strings."""
         shard = int(row.get("shard") or 0)
-        name = f"{int(row['pexels_id'])}-{int(row['rendition_file_id'])}.mp4"
-        return self.folder / "videos" / f"{shard:05d}" / name
+        fid = int(row["rendition_file_id"] if file_id is None else file_id)
+        return self.folder / "videos" / f"{shard:05d}" / f"{int(row['pexels_id'])}-{fid}.mp4"
 
     def materialise(self, row: dict[str, Any]) -> Path:
         return self.downloader.fetch(row["rendition_url"], self.local_path(row)).path
 
     def prefetch(self, rows: list[dict[str, Any]]) -> dict[str, Path | str]:
-        """Download a shard's files concurrently: video_id -> local path, or a reject reason."""
+        """Download a shard's files concurrently: video_id -> local path, a reject reason (str),
+        or a ``Pending`` reason for a transient failure (the next run tries again).
+
+        A row whose file came in its next rendition is updated in place (its rendition_*
+        fields), so the accepted table names the file it holds.
+        """
+        if not rows:
+            return {}
         for folder in {self.local_path(r).parent for r in rows}:
             if clean_partials(folder):
                 log.info("removed partial downloads of a killed run in %s", folder)
-        jobs = {r["video_id"]: (r["rendition_url"], self.local_path(r)) for r in rows}
-        results = self.downloader.fetch_many(jobs)
+        shard = int(rows[0].get("shard") or 0)
+        by_id = {r["video_id"]: r for r in rows}
+        results: dict[str, Downloaded | Failure] = {}
+        jobs = {}
+        for vid, row in by_id.items():
+            alt = _alt(row)
+            alt_path = self.local_path(row, alt["rendition_file_id"]) if alt else None
+            if alt_path is not None and alt_path.is_file():  # an earlier run fell back
+                _use_alt(row)
+                results[vid] = Downloaded(alt_path, alt_path.stat().st_size, "", fresh=False)
+            else:
+                jobs[vid] = (row["rendition_url"], self.local_path(row))
+        results.update(self.downloader.fetch_many(jobs, f"downloads shard {shard:05d}"))
+
+        # Corrupt or short every time: the next rendition, once.
+        retry = {
+            vid: row
+            for vid, row in by_id.items()
+            if isinstance(results[vid], Failure) and results[vid].kind == BAD_FILE and _alt(row)
+        }
+        if retry:
+            log.info("%d files arrived corrupt or short: trying their next rendition", len(retry))
+            alt_jobs = {
+                vid: (
+                    _alt(row)["rendition_url"],
+                    self.local_path(row, _alt(row)["rendition_file_id"]),
+                )
+                for vid, row in retry.items()
+            }
+            for vid, got in self.downloader.fetch_many(
+                alt_jobs, f"downloads shard {shard:05d}, next renditions"
+            ).items():
+                if isinstance(got, Downloaded):
+                    _use_alt(by_id[vid])
+                    results[vid] = got
+                else:
+                    results[vid] = Failure(f"{results[vid]}; next rendition: {got}", got.kind)
+
+        pending = {
+            vid: got
+            for vid, got in results.items()
+            if isinstance(got, Failure) and got.kind == TRANSIENT
+        }
         fresh = sum(isinstance(v, Downloaded) and v.fresh for v in results.values())
         kept = sum(isinstance(v, Downloaded) and not v.fresh for v in results.values())
-        failed = sum(isinstance(v, str) for v in results.values())
-        log.info("downloads: %d new, %d already finished, %d failed", fresh, kept, failed)
-        return {k: v.path if isinstance(v, Downloaded) else v for k, v in results.items()}
+        failed = sum(isinstance(v, Failure) for v in results.values()) - len(pending)
+        log.info(
+            "downloads of shard %05d: %d new, %d already finished, %d failed for good, "
+            "%d failed for now (left for the next run)",
+            shard,
+            fresh,
+            kept,
+            failed,
+            len(pending),
+        )
+        limit = self.cfg["download"]["max_failed_fraction"]
+        if len(pending) > limit * len(rows):
+            first = "; ".join(f"{vid}: {why}" for vid, why in list(pending.items())[:3])
+            raise DownloadsIncomplete(
+                f"shard {shard:05d}: {len(pending)} of {len(rows)} downloads failed transiently "
+                f"(more than source.pexels.download.max_failed_fraction = {limit}); the "
+                f"{fresh + kept} finished files are kept and a rerun fetches the rest. "
+                f"First errors: {first}"
+            )
+        self._record_pending(shard, pending)
+        return {
+            vid: got.path
+            if isinstance(got, Downloaded)
+            else Pending(got)
+            if got.kind == TRANSIENT
+            else str(got)
+            for vid, got in results.items()
+        }
+
+    def pending_path(self, shard: int) -> Path:
+        return self.pending_folder / f"{shard:05d}.json"
+
+    def _record_pending(self, shard: int, pending: dict[str, Failure]) -> None:
+        """Note the shard's downloads left for the next run; bump ``generation`` if any.
+
+        The ingest rule reads ``generation`` as a parameter, so a bump makes Snakemake rerun
+        this shard's ingest next time. Only a job that succeeds bumps it: Snakemake records the
+        parameter as it was before the job ran, and a failed job is rerun anyway.
+        """
+        path = self.pending_path(shard)
+        previous = pending_generation(path)
+        if not pending and not path.exists():
+            return
+        record = {
+            "generation": previous + 1 if pending else previous,
+            "pending": dict(sorted(pending.items())),
+            "written_at": datetime.now(timezone.utc).isoformat(),
+        }
+        write_text(json.dumps(record, indent=1, sort_keys=True), path)
+        if pending:
+            log.warning(
+                "shard %05d: %d downloads failed for now, listed in %s; rerun the workflow to "
+                "fetch them (their ingest job reruns: its 'retry' parameter changed)",
+                shard,
+                len(pending),
+                path,
+            )
+
+
+class DownloadsIncomplete(PexelsError):
+    """Too many of a shard's downloads failed transiently: the job fails, to be rerun."""
+
+
+def pending_generation(path: Path) -> int:
+    """The ``generation`` of a shard's pending-downloads record; 0 if there is none."""
+    try:
+        return int(json.loads(Path(path).read_text(encoding="utf-8"))["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _rendition_fields(f: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rendition": f"{f['quality']} {f['width']}x{f['height']} {f['file_type']} (file {f['id']})",
+        "rendition_file_id": int(f["id"]),
+        "rendition_width": f["width"],
+        "rendition_height": f["height"],
+        "rendition_url": f["link"],
+    }
+
+
+def _alt(row: dict[str, Any]) -> dict[str, Any] | None:
+    raw = row.get("rendition_alt")
+    return json.loads(raw) if isinstance(raw, str) and raw else None
+
+
+def _use_alt(row: dict[str, Any]) -> None:
+    """Make a row describe its next rendition (the file it now holds)."""
+    alt = _alt(row)
+    assert alt is not None
+    row.update(alt, rendition_alt=None)

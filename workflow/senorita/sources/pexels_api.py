@@ -8,14 +8,18 @@ A page that arrives whole but cannot be understood (bad JSON, missing fields) is
 is reported to the caller, which records it as skipped.
 
 The API key is sent in the ``Authorization`` header and nowhere else; messages this module
-produces never contain it (``redact`` scrubs anything that might).
+produces never contain it (``redact`` scrubs anything that might). It comes from the environment:
+``PEXELS_API_KEY`` itself, or ``PEXELS_API_KEY_FILE``, the path of a file only its owner can read
+(the convention of container secrets), and is never written to disk by the pipeline.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +31,7 @@ from requests.adapters import HTTPAdapter
 log = logging.getLogger(__name__)
 
 KEY_ENV = "PEXELS_API_KEY"
+KEY_FILE_ENV = "PEXELS_API_KEY_FILE"
 
 
 class PexelsError(OSError):
@@ -43,6 +48,38 @@ class AuthError(PexelsError):
 
 class RetriesExhausted(PexelsError):
     """A request kept failing with transient errors."""
+
+
+class KeyFileError(PexelsError):
+    """``PEXELS_API_KEY_FILE`` names a file that is missing, empty or readable by others."""
+
+
+def api_key() -> str | None:
+    """The key from ``PEXELS_API_KEY``, else from the file ``PEXELS_API_KEY_FILE`` names.
+
+    The file must be readable by its owner only (mode 600 or 400): a key that others on the
+    machine can read is refused rather than used.
+    """
+    if key := os.environ.get(KEY_ENV, "").strip():
+        return key
+    name = os.environ.get(KEY_FILE_ENV, "").strip()
+    if not name:
+        return None
+    path = os.path.expanduser(name)
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, encoding="utf-8") as fh:
+            key = fh.read().strip()
+    except OSError as err:
+        raise KeyFileError(f"{KEY_FILE_ENV}: cannot read {path}: {err.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"{KEY_FILE_ENV}: {path} can be read or written by group or others "
+            f"(mode {stat.S_IMODE(mode):o}); `chmod 600 {path}` and run again"
+        )
+    if not key:
+        raise KeyFileError(f"{KEY_FILE_ENV}: {path} is empty")
+    return key
 
 
 def redact(text: str, key: str | None) -> str:
@@ -87,6 +124,10 @@ TRANSIENT = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+
+
+# Statuses below 500 that say "not now" rather than "no": retried like a 5xx.
+TRANSIENT_STATUS = (408, 425)
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -232,7 +273,7 @@ class PexelsClient:
                     continue
                 if status in (401, 403):
                     raise AuthError(f"{what}: HTTP {status}: the API refused the key in {KEY_ENV}")
-                if status < 500:
+                if status < 500 and status not in TRANSIENT_STATUS:
                     return status, body
                 why = f"HTTP {status}"
             if attempt >= self.retries:

@@ -3,7 +3,9 @@
 It serves a deterministic catalogue of fake videos whose files are small real mp4s, and it can
 inject the faults a real crawl meets. Page faults hit the n-th distinct page asked for (whatever
 its endpoint), on its first request only, except ``malformed`` and ``missing_fields``, which that
-page always has; video faults hit chosen video ids. Every request is logged (``server.log``), with
+page always has; video faults hit chosen video ids. ``Plan.dropped`` holds video ids whose file
+requests the server drops (closes the connection without an answer) until the test empties it:
+a file host that is down for a while. Every request is logged (``server.log``), with
 no key in it, so tests can count what the crawler asked for.
 
 Try the crawler without a key::
@@ -40,9 +42,11 @@ VIDEO_FAULTS = (
     "truncated_always",
     "missing",
     "redirect_offsite",
+    "corrupt_first",
 )
-# Faults after which the video is still good (downloaded once, after a retry).
-RECOVERABLE_VIDEO_FAULTS = ("truncated_once",)
+# Faults after which the video is still good: downloaded after a retry, or in its next rendition
+# (corrupt_first spoils only the first rendition, the smallest, whose file id ends in 0).
+RECOVERABLE_VIDEO_FAULTS = ("truncated_once", "corrupt_first")
 
 
 def make_media(
@@ -156,6 +160,7 @@ class Plan:
     page_delay_s: float = 0.0  # every API response takes this long (to kill a crawl mid-way)
     file_delay_s: float = 0.0  # every file response takes this long
     duplicate_id: int | None = None  # forced into every search's first page
+    dropped: set[int] = field(default_factory=set)  # video ids whose file requests are dropped
 
 
 def all_faults(videos: list[FakeVideo], seed: int = 0) -> Plan:
@@ -440,6 +445,10 @@ class PexelsServer:
         entry["fault"] = fault
         if self.plan.file_delay_s:
             time.sleep(self.plan.file_delay_s)
+        if vid in self.plan.dropped:
+            entry["status"] = "dropped"
+            h.close_connection = True  # no status line: the client sees the connection drop
+            return
         if video is None or fault == "missing" or not parts[2].endswith(".mp4"):
             entry["status"] = 404
             self._send(h, 404, b"not found", ctype="text/plain")
@@ -449,12 +458,13 @@ class PexelsServer:
             self._send(h, 302, b"", {"Location": f"{self.offsite}{path}"})
             return
         body = self.media[vid % len(self.media)]
-        if fault == "corrupt":
+        corrupt = fault == "corrupt" or (fault == "corrupt_first" and fid % 10 == 0)
+        if corrupt:
             body = random.Random(vid).randbytes(len(body))
         truncate = fault == "truncated_always" or (fault == "truncated_once" and tries == 1)
         headers = {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
         entry["status"] = 200
-        entry["complete"] = not truncate
+        entry["complete"] = not truncate and not corrupt  # a whole, good file
         self._send(h, 200, body, headers, truncate=truncate, ctype="video/mp4")
 
     # ---- lifecycle -----------------------------------------------------------------------------
