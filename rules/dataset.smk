@@ -27,6 +27,8 @@ rule dataset_card:
     input:
         catalogue=CATALOGUE,
         manifests=expand(MANIFEST, task=TASKS),
+        videos=expand(VIDEOS, shard=SHARDS),
+        clips=expand(CLIPS, shard=SHARDS),
         rejects=expand(INGEST_REJECTS, shard=SHARDS)
         + expand(CLIP_REJECTS, shard=SHARDS)
         + expand(PAIR_REJECTS, task=TASKS, shard=SHARDS)
@@ -51,11 +53,14 @@ rule dataset_card:
         + ([CAPTION_REJECTS] if config["captions"]["enabled"] else []),
         shards=config["shards"],
         tasks=",".join(TASKS),
+        videos=lambda wc: VIDEOS,
+        clips=lambda wc: CLIPS,
     message:
         "Writing the dataset card"
     shell:
         "senorita card --catalogue {input.catalogue} --manifests {input.manifests}"
         " --shards {params.shards} --tasks {params.tasks} --rejects {params.rejects:q}"
+        " --videos {params.videos:q} --clips {params.clips:q}"
         " --out {output.card} --rejects-out {output.rejects} 2> {log}"
 
 

@@ -22,6 +22,7 @@ from senorita.atomic import write_table
 from senorita.ingest import REJECT_COLUMNS
 from senorita.journal import Journal
 from senorita.models import ModelSpec
+from senorita.progress import Progress
 from senorita.provenance import code_version
 from senorita.video import VideoError, read_frames
 
@@ -96,9 +97,11 @@ def caption_shard(
     clip_spec = ModelSpec.from_config(models, "clip")
     captioner = tokenizer = None  # loaded on the first clip that needs work
     rows, rejects = [], []
+    progress = Progress(f"captions {shard:05d}", total=len(table), unit="clips")
     for clip in table.to_dict("records"):
         if (done := journal.get(clip["clip_id"])) is not None:
             (rows if "caption" in done else rejects).append(done)
+            progress.skip()
             continue
         if captioner is None:
             from transformers import AutoTokenizer
@@ -139,6 +142,8 @@ def caption_shard(
                 }
         journal.record(clip["clip_id"], entry)
         (rows if "caption" in entry else rejects).append(entry)
+        progress.step()
+    progress.done()
     df = pd.DataFrame(rows, columns=CAPTION_COLUMNS)
     write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out)
     write_table(df, out)

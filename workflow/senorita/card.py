@@ -16,13 +16,66 @@ from senorita.tasks import TASKS
 log = logging.getLogger(__name__)
 
 
+def clip_yield(
+    n_videos: int, video_tables: list[Path], clip_tables: list[Path], rejects: pd.DataFrame
+) -> tuple[str | None, list[str]]:
+    """The card's clip-yield lines (videos accepted, clips per accepted video, rejects by reason)
+    and a warning for the card's top when most source videos gave no clip, so a run that yields
+    nothing from its sources says so at a glance.
+    """
+    accepted = [pd.read_parquet(p, columns=["video_id"]) for p in video_tables]
+    n_accepted = sum(len(t) for t in accepted)
+    clips = [pd.read_parquet(p, columns=["video_id", "stride", "fps"]) for p in clip_tables]
+    clips = pd.concat(clips, ignore_index=True) if clips else pd.DataFrame()
+    per_video = clips.groupby("video_id").size() if len(clips) else pd.Series(dtype=int)
+    counts = per_video.value_counts().to_dict()
+    if n_accepted > len(per_video):
+        counts[0] = n_accepted - len(per_video)
+    warning = (
+        f"**Warning: only {len(per_video)} of {n_videos} source videos gave a clip** "
+        "(see Clip yield and Rejected inputs below)."
+        if 2 * len(per_video) < n_videos
+        else None
+    )
+    mean = len(clips) / n_accepted if n_accepted else 0.0
+    lines = [
+        f"- Videos accepted at ingest: {n_accepted} of {n_videos}.",
+        f"- Clips: {len(clips)} from {len(per_video)} videos, {mean:.2f} per accepted video"
+        + (
+            " ("
+            + ", ".join(
+                f"{n} with {k} clip{'' if k == 1 else 's'}" for k, n in sorted(counts.items())
+            )
+            + ")."
+            if counts
+            else "."
+        ),
+    ]
+    if len(clips):
+        rates = clips.groupby(["stride", "fps"]).size()
+        lines.append(
+            "- Clip frame rates: "
+            + ", ".join(f"{n} at stride {s} ({f:.3g} fps)" for (s, f), n in rates.items())
+            + "."
+        )
+    for stage in ("ingest", "clips"):
+        part = rejects[rejects["stage"] == stage]
+        kinds = part["reason"].str.split(":").str[0].value_counts()
+        listed = ", ".join(f"{kind}: {n}" for kind, n in kinds.items()) or "none"
+        lines.append(f"- Rejects at {stage}: {len(part)} ({listed}).")
+    return warning, lines
+
+
 def build_card(
     manifests: list[Path],
     reject_tables: list[Path],
     catalogue: Path,
     card_out: Path,
     rejects_out: Path,
+    video_tables: list[Path] | None = None,
+    clip_tables: list[Path] | None = None,
 ) -> str:
+    """Write the card; with the ingest and clip tables it also reports the clip yield."""
     counts: dict[str, int] = {}
     licences: dict[str, int] = {}
     author_set: set[str] = set()
@@ -43,6 +96,11 @@ def build_card(
     authors = len(author_set)
     n_videos = len(pd.read_parquet(catalogue, columns=["video_id"]))
     total = sum(counts.values())
+    warning, yield_lines = (
+        clip_yield(n_videos, video_tables, clip_tables, rejects)
+        if video_tables is not None and clip_tables is not None
+        else (None, [])
+    )
 
     lines = [
         "# Señorita-style video editing pairs",
@@ -50,6 +108,7 @@ def build_card(
         f"Built by senorita {code_version()} from {n_videos} source videos; "
         f"{total} pairs in {len(counts)} tasks.",
         "",
+        *([warning, ""] if warning else []),
         "Each task folder holds shards of pairs (`<pair_id>_org.mp4` is the source, "
         "`<pair_id>.mp4` "
         "the target) and `manifest.parquet`, one row per pair with its instruction, paths, "
@@ -75,6 +134,8 @@ def build_card(
         "",
         *filter_card_lines(manifests),
     ]
+    if yield_lines:
+        lines += ["", "## Clip yield", "", *yield_lines]
     lines += ["", "## Rejected inputs", ""]
     if len(rejects):
         by_reason = rejects.assign(kind=rejects["reason"].str.split(":").str[0])

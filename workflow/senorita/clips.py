@@ -1,9 +1,11 @@
 """Stage 2, per shard: cut fixed-length clips that never span a shot cut.
 
-A clip is ``frames`` frames taken every ``stride`` source frames (the paper: 33 frames, stride 2),
-resized to cover ``height``×``width`` and centre-cropped, so the aspect ratio is kept. Shot cuts are
-found with PySceneDetect; clip windows are spread evenly over the longest shots, ``margin`` frames
-away from each cut.
+A clip is ``frames`` frames taken every ``stride`` source frames (the paper: 33 frames at stride 2
+from 16 fps sources, an 8 fps clip), resized to cover ``height``×``width`` and centre-cropped, so
+the aspect ratio is kept. The stride follows from each video's own frame rate and ``target_fps``
+(see `clip_strides`); each clip records the stride it was taken at and its frame rate. Shot cuts
+are found with PySceneDetect; clip windows are spread evenly over the longest shots, ``margin``
+frames away from each cut (a video's first and last frame are no cut).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from scenedetect import ContentDetector, detect
 
 from senorita.atomic import atomic_path, write_table
 from senorita.ids import stable_hash
-from senorita.ingest import REJECT_COLUMNS
+from senorita.ingest import REJECT_COLUMNS, clip_span, clip_strides
 from senorita.journal import Journal, prune
+from senorita.progress import Progress
 from senorita.provenance import stage_provenance
 from senorita.video import FFMPEG, X264_THREADS, VideoError, sha256_file
 
@@ -49,7 +52,7 @@ def detect_shots(path: Path, n_frames: int, cfg: dict[str, Any]) -> list[tuple[i
         ContentDetector(threshold=cfg["scene_threshold"], min_scene_len=cfg["min_shot_frames"]),
         start_in_scene=True,
     )
-    shots = [(s.get_frames(), e.get_frames()) for s, e in scenes]
+    shots = [(s.frame_num, e.frame_num) for s, e in scenes]
     return shots or [(0, n_frames)]
 
 
@@ -58,10 +61,14 @@ def choose_windows(
 ) -> list[int]:
     """Start frames of up to ``per_video`` non-overlapping windows of ``span`` frames.
 
-    Windows go to the longest shots first (one each, round robin) and are spread evenly within a
-    shot, so clips of one video are as far apart (and as different) as they can be.
+    Windows keep ``margin`` frames away from each cut, but not from the video's first and last
+    frame: a single-shot video of exactly ``span`` frames gives one window. Windows go to the
+    longest shots first (one each, round robin) and are spread evenly within a shot, so clips of
+    one video are as far apart (and as different) as they can be.
     """
-    usable = [(s + margin, e - margin) for s, e in shots if (e - margin) - (s + margin) >= span]
+    first, last = min(s for s, _ in shots), max(e for _, e in shots)
+    inner = [(s + (margin if s > first else 0), e - (margin if e < last else 0)) for s, e in shots]
+    usable = [(s, e) for s, e in inner if e - s >= span]
     usable.sort(key=lambda se: se[1] - se[0], reverse=True)
     capacity = [(e - s) // span for s, e in usable]
     counts = [0] * len(usable)
@@ -78,9 +85,11 @@ def choose_windows(
     return sorted(starts)
 
 
-def cut_clip(src: Path, dst: Path, start: int, cfg: dict[str, Any], src_fps: float) -> None:
+def cut_clip(
+    src: Path, dst: Path, start: int, stride: int, cfg: dict[str, Any], src_fps: float
+) -> None:
     """Cut one clip in one ffmpeg run: select frames, resize to cover, centre-crop, encode."""
-    frames, stride, height, width = cfg["frames"], cfg["stride"], cfg["height"], cfg["width"]
+    frames, height, width = cfg["frames"], cfg["height"], cfg["width"]
     end = start + (frames - 1) * stride
     out_fps = src_fps / stride
     stream = (
@@ -126,19 +135,22 @@ def clip_shard(
 ) -> pd.DataFrame:
     """Cut the clips of every accepted video of one shard."""
     table = pd.read_parquet(videos)
-    span = (cfg["frames"] - 1) * cfg["stride"] + 1
     journal = Journal(out)
     rows, rejects = [], []
+    progress = Progress(f"clips {shard:05d}", total=len(table), unit="videos")
     for video in table.to_dict("records"):
         done = journal.get(video["video_id"])
         if done is not None and all(Path(c["path"]).exists() for c in done["clips"]):
             rows += done["clips"]
             rejects += done["rejects"]
+            progress.skip()
             continue
-        clips, bad = _clip_video(video, shard, cfg, span, media)
+        clips, bad = _clip_video(video, shard, cfg, media)
         journal.record(video["video_id"], {"clips": clips, "rejects": bad})
         rows += clips
         rejects += bad
+        progress.step()
+    progress.done()
     df = pd.DataFrame(rows, columns=CLIP_COLUMNS)
     prov = stage_provenance("clips", shard=shard, clips=cfg)
     write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out, prov)
@@ -156,22 +168,29 @@ def clip_shard(
     return df
 
 
-def _clip_video(
-    video: dict, shard: int, cfg: dict[str, Any], span: int, media: Path
-) -> tuple[list, list]:
+def _clip_video(video: dict, shard: int, cfg: dict[str, Any], media: Path) -> tuple[list, list]:
     path = Path(video["path"])
+    fps = float(video["fps"])
     reject = {"video_id": video["video_id"], "shard": shard, "stage": "clips", "path": str(path)}
     try:
         shots = detect_shots(path, int(video["frames"]), cfg)
     except Exception as err:  # a decoder failure in one video must not stop the shard
         return [], [{**reject, "reason": f"shot detection failed: {err}"}]
-    starts = choose_windows(shots, span, cfg["per_video"], cfg["shot_margin"])
+    # The preferred stride first; a smaller one only when no shot is long enough for it.
+    for stride in clip_strides(fps, cfg):
+        span = clip_span(cfg["frames"], stride)
+        starts = choose_windows(shots, span, cfg["per_video"], cfg["shot_margin"])
+        if starts:
+            break
     if not starts:
         longest = max(e - s for s, e in shots)
+        cuts = len(shots) - 1
         return [], [
             {
                 **reject,
-                "reason": f"no shot long enough: longest {longest} frames, need {span} + margins",
+                "reason": f"no shot long enough: longest {longest} frames of {len(shots)} shots"
+                f" at {fps:g} fps; one clip needs {span} ({cfg['frames']} at stride {stride})"
+                + (f" plus {cfg['shot_margin']} at each of {cuts} cuts" if cuts else ""),
             }
         ]
     clips, bad = [], []
@@ -184,15 +203,15 @@ def _clip_video(
             video["sha256"],
             start,
             cfg["frames"],
-            cfg["stride"],
+            stride,
             cfg["height"],
             cfg["width"],
         )
         dst = media / f"{clip_id}.mp4"
         try:
-            cut_clip(path, dst, start, cfg, float(video["fps"]))
+            cut_clip(path, dst, start, stride, cfg, fps)
         except VideoError as err:
-            bad.append({**reject, "reason": f"clip at frame {start} failed: {err}"})
+            bad.append({**reject, "reason": f"clip failed: at frame {start}: {err}"})
             continue
         clips.append(
             {
@@ -201,10 +220,10 @@ def _clip_video(
                 "shard": shard,
                 "start_frame": start,
                 "end_frame": start + span,
-                "start_s": round(start / float(video["fps"]), 4),
+                "start_s": round(start / fps, 4),
                 "frames": cfg["frames"],
-                "stride": cfg["stride"],
-                "fps": float(video["fps"]) / cfg["stride"],
+                "stride": stride,
+                "fps": fps / stride,
                 "height": cfg["height"],
                 "width": cfg["width"],
                 "path": str(dst),

@@ -27,6 +27,7 @@ from senorita.ingest import REJECT_COLUMNS
 from senorita.journal import Journal, prune
 from senorita.models import ModelSpec, families_for
 from senorita.operators.canny import canny_edges
+from senorita.progress import Progress
 from senorita.provenance import code_version
 from senorita.scribble import fake_scribble
 from senorita.video import VideoError, read_frames, write_frames
@@ -126,11 +127,13 @@ def control_shard(
     journal = Journal(out)
     mapper: ControlMapper | None = None  # loaded on the first clip that needs work
     rows, rejects = [], []
+    progress = Progress(f"control {shard:05d}", total=len(table), unit="clips")
     for clip in table.to_dict("records"):
         paths = {k: media / f"{clip['clip_id']}.{k}.mp4" for k in kinds}
         done = journal.get(clip["clip_id"], *paths.values())
         if done is not None and {r["kind"] for r in done["rows"]} >= set(kinds):
             rows += [r for r in done["rows"] if r["kind"] in kinds]
+            progress.skip()
             continue
         if mapper is None:
             mapper = ControlMapper(kinds, cfg, models)
@@ -169,9 +172,12 @@ def control_shard(
                     "reason": str(err),
                 }
             )
+            progress.step()
             continue
         journal.record(clip["clip_id"], {"rows": clip_rows})
         rows += clip_rows
+        progress.step()
+    progress.done()
     df = pd.DataFrame(rows, columns=CONTROL_COLUMNS)
     write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out)
     write_table(df, out)

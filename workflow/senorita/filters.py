@@ -44,9 +44,11 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from senorita.atomic import write_table
 from senorita.journal import Journal
+from senorita.progress import Progress
 from senorita.video import VideoError, read_frames
 
 log = logging.getLogger(__name__)
@@ -207,6 +209,7 @@ def score_pairs(
     scorer: PairScorer,
     model: str,
     workers: int = 2,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Score rows of a pair table (paths relative to ``dataset``); an unreadable pair's row
     carries the error instead of scores."""
@@ -229,6 +232,8 @@ def score_pairs(
             result.update(scorer.score(prepared, *prompts))
         result["score_error"] = error
         out.append({c: result.get(c) for c in SCORE_COLUMNS})
+        if progress is not None:
+            progress.step()
     return out
 
 
@@ -260,22 +265,26 @@ def score_task(
     journal = Journal(out)
     scorer: PairScorer | None = None  # the model loads on the first shard that needs work
     rows: list[dict[str, Any]] = []
-    for shard in range(shards):
-        table = Path(pattern.format(shard=f"{shard:05d}"))
+    tables = [Path(pattern.format(shard=f"{shard:05d}")) for shard in range(shards)]
+    total = sum(pq.ParquetFile(t).metadata.num_rows for t in tables)
+    progress = Progress(f"filter scores {task}", total=total, unit="pairs")
+    for shard, table in enumerate(tables):
         key, digest = f"{shard:05d}", _sha256(table)
         done = journal.done.get(key)
         if done and done["digest"] == digest and done["settings"] == settings:
             rows += done["rows"]
+            progress.skip(len(done["rows"]))
             continue
         if scorer is None:
             from senorita.models.clip import ClipEmbedder
 
             embedder = ClipEmbedder.load(spec)
             scorer = PairScorer(embedder, params["frames"], params["frozen_diff"])
-        shard_rows = score_pairs(pd.read_parquet(table), dataset, scorer, model, workers)
+        shard_rows = score_pairs(pd.read_parquet(table), dataset, scorer, model, workers, progress)
         journal.record(key, {"digest": digest, "settings": settings, "rows": shard_rows})
         rows += shard_rows
         log.info("%s shard %s: %d pairs scored", task, key, len(shard_rows))
+    progress.done()
     # Typed columns (a null score is NaN), so a task without prompts still has float text scores.
     df = pd.DataFrame(rows, columns=SCORE_COLUMNS).astype(
         {**dict.fromkeys(SCORES, "float64"), "scored_frames": "Int64"}

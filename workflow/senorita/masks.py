@@ -29,6 +29,7 @@ from senorita.ingest import REJECT_COLUMNS
 from senorita.journal import Journal, prune
 from senorita.models import ModelSpec
 from senorita.phrases import parse_phrases
+from senorita.progress import Progress
 from senorita.provenance import code_version, stage_provenance
 from senorita.video import VideoError, read_frames
 
@@ -205,6 +206,8 @@ def mask_shard(
     for clip in table.to_dict("records"):
         if not done(clip):
             pending.append(clip)
+    progress = Progress(f"masks {shard:05d}", total=len(table), unit="clips")
+    progress.skip(len(table) - len(pending))
     for start in range(0, len(pending), max(1, int(models["vlm"].get("batch_size", 1)))):
         chunk = pending[start : start + int(models["vlm"].get("batch_size", 1))]
         if annotator is None:
@@ -224,6 +227,8 @@ def mask_shard(
             journal.record(clip["clip_id"], entry)
             rows.extend(entry["rows"])
             rejects.extend([entry["reject"]] if entry["reject"] else [])
+        progress.step(len(chunk))
+    progress.done()
     df = pd.DataFrame(rows, columns=MASK_COLUMNS)
     prov = stage_provenance("masks", shard=shard, params=cfg, models=_model_ids(models))
     write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out, prov)

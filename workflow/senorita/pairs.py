@@ -30,6 +30,7 @@ from senorita.ingest import REJECT_COLUMNS
 from senorita.instructions import InstructionError, draw_instruction
 from senorita.journal import Journal, prune
 from senorita.operators import OPERATORS
+from senorita.progress import Progress
 from senorita.provenance import code_version, stage_provenance
 from senorita.video import VideoError, read_frames, write_frames
 
@@ -116,15 +117,18 @@ def make_pairs(
     media.mkdir(parents=True, exist_ok=True)
     journal = Journal(out)
     rows, rejects = [], []
+    progress = Progress(f"pairs {task} {shard:05d}", total=len(clip_table), unit="clips")
     for clip in clip_table.to_dict("records"):
         pair_seed = derive_seed(seed, task, clip["clip_id"])
         rng = np.random.default_rng(pair_seed)
         if rng.random() >= task_cfg["clip_fraction"]:
+            progress.skip()  # not drawn for this task: no work, not part of the rate
             continue
         pair_id = stable_hash("pair", task, clip["clip_id"])
         src, tgt = media / f"{pair_id}_org.mp4", media / f"{pair_id}.mp4"
         if (done := journal.get(pair_id, src, tgt)) is not None:
             rows.append(done)
+            progress.skip()
             continue
         try:
             made = maker(clip, rng, src, tgt)
@@ -144,6 +148,7 @@ def make_pairs(
                         "reason": str(err),
                     }
                 )
+            progress.step()
             continue
         video = video_table.loc[clip["video_id"]]
         row = {
@@ -170,6 +175,8 @@ def make_pairs(
         }
         journal.record(pair_id, row)
         rows.append(row)
+        progress.step()
+    progress.done()
     df = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     prov = stage_provenance(
         "pairs", task=task, shard=shard, params=task_cfg, seed=seed, **provenance

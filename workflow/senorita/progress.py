@@ -41,6 +41,7 @@ class Progress:
         self.count = 0  # done, including skipped
         self.worked = 0  # done in this run (the rate's numerator)
         self.start = self._last = time.monotonic()
+        self._reported: int | None = None  # the count of the last line, so done() never repeats it
 
     def skip(self, n: int = 1) -> None:
         """``n`` items already done (resumed from a journal)."""
@@ -63,7 +64,10 @@ class Progress:
 
     def report(self) -> None:
         self._last = time.monotonic()
+        self._reported = self.count
         self.log.info("%s", self.line())
 
     def done(self) -> None:
-        self.report()
+        """The closing line, unless the last line already said the same."""
+        if self._reported != self.count:
+            self.report()
