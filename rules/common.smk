@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from senorita.checkpoints import asks_llm, hub_token_problem
 from senorita.config import config_errors
 from senorita.models import families_for
 from senorita.tasks import MAKERS, TASKS_BY_ID, enabled_tasks
@@ -43,7 +44,11 @@ EXPERT_OF = {
 # Which expert tasks read control maps, captions, or ask the language model.
 CONTROL_EXPERT_TASKS = ("local_stylization", "global_stylization")
 CAPTION_EXPERT_TASKS = ("object_swap", "global_stylization")
-LLM_EXPERT_TASKS = ("local_stylization", "object_swap")
+# The expert tasks with a language-model job (llm_answers) before their expert job.
+LLM_EXPERT_TASKS = [t for t in EXPERT_TASKS if asks_llm(t, config["experts"])]
+# What that job reads of the config (its params: other settings do not re-ask the model).
+LLM_EXPERT_KEYS = ("attributes", "swap_objects", "styles", "llm_instructions")
+LLM_MODEL = {k: v for k, v in config["models"]["llm"].items() if k != "resources"}
 if "object_addition" in TASKS and "object_removal" not in TASKS:
     raise WorkflowError(
         "config tasks.object_addition.enabled: object addition reverses the object_removal "
@@ -68,7 +73,9 @@ CONTROL_FAMILIES = families_for(CONTROL_KINDS)
 # patterns rather than rules.<name>.output: Snakemake hashes a rule-output list once per file in
 # it (quadratic in the shard count), which at 2,000 shards would dominate DAG planning.
 CATALOGUE = f"{RESULTS}/sources/catalogue.parquet"
+VIDEOS = f"{RESULTS}/ingest/{{shard}}.parquet"
 INGEST_REJECTS = f"{RESULTS}/ingest/{{shard}}.rejects.parquet"
+CLIPS = f"{RESULTS}/clips/{{shard}}.parquet"
 CLIP_REJECTS = f"{RESULTS}/clips/{{shard}}.rejects.parquet"
 PAIRS = f"{RESULTS}/pairs/{{task}}/{{shard}}.parquet"
 PAIR_REJECTS = f"{RESULTS}/pairs/{{task}}/{{shard}}.rejects.parquet"
@@ -98,14 +105,44 @@ def as_json(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-# The Pexels key lives in the environment only (jobs inherit it; it is never put on a command
-# line, so no `envvars:` directive, which would export it inside every job's command).
-if config["source"]["kind"] == "pexels" and not os.environ.get("PEXELS_API_KEY"):
-    raise WorkflowError(
-        "config source.kind is 'pexels' but the environment variable PEXELS_API_KEY is not set. "
-        "Get a key at https://www.pexels.com/api/ and `export PEXELS_API_KEY=...` before running "
-        "(it is read from the environment only, never from the config)."
-    )
+def download_retry(wildcards):
+    """The ingest jobs' `retry` parameter: the generation of the shard's pending-downloads
+    record, which a job that left downloads for later bumps, so the next run reruns it.
+    """
+    from senorita.sources.pexels import pending_generation
+
+    path = Path(RESULTS) / "sources" / "pending" / f"{wildcards.shard}.json"
+    return pending_generation(path) if path.exists() else 0
+
+
+# FLUX.1-Fill-dev and Llama 3 are gated on the hub: without a token their first job would fail
+# hours in. Said now, before any job starts (only for enabled tasks that load a gated hub id).
+if problem := hub_token_problem(config, TASKS):
+    raise WorkflowError(problem)
+
+# The Pexels key: PEXELS_API_KEY, or PEXELS_API_KEY_FILE naming a file only its owner can read;
+# never the config or a command line. Checked in the main process only: the catalogue (the one
+# job that uses it) is a local rule, and jobs on a cluster re-parse this file without a key.
+# A SLURM controller stores each batch job's environment on its disk, and the slurm plugin
+# submits with --export=ALL from this process's environment, so the key is taken out of the
+# process environment (os.unsetenv): sbatch and every other child spawned with the inherited
+# environment lacks it, while os.environ keeps it for local shell jobs, which Snakemake starts
+# with env=dict(os.environ). tests/test_slurm.py greps SLURM's state for it.
+if config["source"]["kind"] == "pexels" and workflow.is_main_process:
+    from senorita.sources.pexels_api import KEY_ENV, KeyFileError, api_key
+
+    try:
+        if not api_key():
+            raise WorkflowError(
+                "config source.kind is 'pexels' but the environment variable PEXELS_API_KEY is "
+                "not set. Get a key at https://www.pexels.com/api/ and `export "
+                "PEXELS_API_KEY=...` before running, or put it in a file only you can read and "
+                "`export PEXELS_API_KEY_FILE=/path/to/it` (never in the config)."
+            )
+    except KeyFileError as err:
+        raise WorkflowError(str(err)) from None
+    if KEY_ENV in os.environ:
+        os.unsetenv(KEY_ENV)
 
 
 def tiny_model_inputs(families):

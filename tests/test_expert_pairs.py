@@ -1,9 +1,12 @@
-"""Expert tasks: the checkpoint check, the language model step, and pairs made by the experts."""
+"""Expert tasks: the checkpoint check, the hub token check, the language model job, and pairs
+made by the experts."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,8 +15,12 @@ from test_masks import ENCODE, run
 from test_masks import shard as shard  # a fixture, shared with the masks tests
 from test_masks import tiny as tiny  # a fixture
 
-from senorita.checkpoints import check_expert
-from senorita.expert_pairs import make_expert_pairs, make_reversed_pairs
+from conftest import snakemake
+from senorita.checkpoints import check_expert, gated_models, hub_token_problem
+from senorita.expert_pairs import llm_answers, make_expert_pairs, make_reversed_pairs
+from senorita.experts import PIPELINES
+from senorita.experts.local_stylizer import stylizer_prompt
+from senorita.instructions import indefinite_article
 from senorita.masks import dilate, load_masks
 from senorita.models import ModelSpec
 from senorita.models.llm import AnswerCache, ChatLLM, propose, validate, validate_instruction
@@ -55,6 +62,8 @@ def experts_cfg(tiny):
         "vae_tiling": False,
         "vae_slicing": False,
         "attributes": ["golden", "striped"],
+        "swap_objects": ["orange", "teddy bear"],
+        "styles": None,
         "llm_instructions": True,
         "remover": remover,
     }
@@ -120,15 +129,25 @@ def test_answers_are_seeded_and_cached_so_a_rerun_asks_nothing(tiny, experts_cfg
     cache = AnswerCache(tmp_path / "cache.jsonl")
     key, fallback = "c0/attribute/dog", ["golden", "striped"]
     first = propose(Counting(), cache, key, "q?", check, fallback, 7)
-    # The tiny model's answer is noise: the seeded fallback stands in, and says so.
-    assert first[0] in ("golden", "striped") and first[1] == "fallback"
+    # The model's seeded answer when it passes the check, else the seeded fallback, saying so.
+    valid = check(llm("q?", 7))
+    assert first == ((valid, "llm") if valid else (first[0], "fallback"))
+    assert valid or first[0] in fallback
+    asked.clear()
     again = AnswerCache(tmp_path / "cache.jsonl")  # a rerun reads the file
     assert propose(Counting(), again, key, "q?", check, ["x"], 8) == first
-    assert len(asked) == 1
+    assert not asked
     other = AnswerCache(tmp_path / "other.jsonl")
     assert propose(Counting(), other, key, "q?", check, fallback, 7) == first
-    # With no fallback a failed answer is None: the caller uses its template.
-    assert propose(Counting(), other, "c0/instruction", "q?", check, None, 7) == (None, "none")
+    assert len(asked) == 1
+
+    def refuse(answer):
+        return None
+
+    # A refused answer: a seeded draw from the fallback, or None without one (a template then).
+    drawn = propose(Counting(), other, "c0/attribute/cat", "q?", refuse, fallback, 7)
+    assert drawn == (fallback[int(np.random.default_rng(7).integers(2))], "fallback")
+    assert propose(Counting(), other, "c0/instruction", "q?", refuse, None, 7) == (None, "none")
 
 
 @pytest.mark.parametrize(
@@ -149,33 +168,78 @@ def test_instructions_are_validated(answer, expected):
 # -- remover pairs and their reversal -------------------------------------------------------------
 
 
-def removal(shard, experts_cfg, name="removal"):
+def answers(shard, experts_cfg, task, name, **kw):
+    """The language-model job of ``task`` for the test shard (its own job, before the expert's)."""
     root = shard["root"]
-    run(shard, "masks")
+    out = root / f"{name}.llm.jsonl"
+    llm_answers(
+        task,
+        0,
+        shard["clips"],
+        kw.get("masks", root / "masks.parquet"),
+        kw.get("captions"),
+        {"clip_fraction": 1.0},
+        experts_cfg,
+        shard["models"],
+        0,
+        out,
+        max_words=12,
+    )
+    return out
+
+
+def expert_pairs(shard, experts_cfg, task, name, cache, control=None, captions=None):
+    root = shard["root"]
     return make_expert_pairs(
-        "object_removal",
+        task,
         0,
         shard["clips"],
         shard["videos"],
         root / "masks.parquet",
-        None,
-        None,
+        control,
+        captions,
         {"clip_fraction": 1.0},
         experts_cfg,
-        shard["models"],
         0,
         ENCODE,
         root / "dataset",
         root / f"{name}.parquet",
         root / f"{name}.rejects.parquet",
-        root / f"{name}.llm.jsonl",
+        cache,
         max_words=12,
     )
 
 
 @pytest.fixture(scope="module")
-def removal_pairs(shard, experts_cfg):
-    return removal(shard, experts_cfg)
+def masked(shard):
+    """The shard's mask table (the masks stage, run once for this module)."""
+    run(shard, "masks")
+    return shard
+
+
+def removal(shard, experts_cfg, name="removal"):
+    cache = answers(shard, experts_cfg, "object_removal", name)
+    return expert_pairs(shard, experts_cfg, "object_removal", name, cache)
+
+
+def answering(monkeypatch, reply):
+    """The (really loaded) tiny language model answers ``reply(question)``: a real-looking answer
+    (the tiny model's own are random letters), still validated as any answer is."""
+    monkeypatch.setattr(ChatLLM, "__call__", lambda self, question, seed: reply(question))
+
+
+def refuse_llm(monkeypatch):
+    """From here on, loading the language model fails the test (an expert job must not)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an expert job loaded the language model")
+
+    monkeypatch.setattr(ChatLLM, "load", classmethod(refuse))
+
+
+@pytest.fixture(scope="module")
+def removal_pairs(masked, experts_cfg):
+    return removal(masked, experts_cfg)
 
 
 def test_removal_pairs_are_the_clip_and_the_remover_output(shard, experts_cfg, removal_pairs):
@@ -236,3 +300,305 @@ def test_addition_pairs_reverse_the_removal_files(shard, removal_pairs):
         )
         assert row["template_id"].startswith("object_addition/")
         assert params["phrase"] in row["instruction"]
+
+
+# -- the language model's own job -----------------------------------------------------------------
+
+
+def cached(path):
+    return {e["key"]: e for e in map(json.loads, path.read_text().splitlines())}
+
+
+def test_the_expert_job_reads_the_llm_jobs_answers_and_never_loads_the_model(
+    shard, experts_cfg, removal_pairs, monkeypatch, caplog
+):
+    root = shard["root"]
+    refuse_llm(monkeypatch)
+    cache = cached(root / "removal.llm.jsonl")
+    # One instruction question per pair, asked by the language-model job.
+    assert len(cache) == 2 and all("/instruction/remove the " in k for k in cache)
+    for row in removal_pairs.to_dict("records"):
+        entry = cache[
+            f"{row['clip_id']}/instruction/remove the {json.loads(row['params'])['phrase']}"
+        ]
+        expected = entry["answer"] or row["instruction"]  # None: the template stood in
+        assert row["instruction"] == expected
+        assert row["template_id"] == (
+            "object_removal/llm" if entry["answer"] else row["template_id"]
+        )
+    # The expert job alone, from the cache: same rows, the model never loaded, progress logged.
+    with caplog.at_level(logging.INFO, logger="senorita.progress"):
+        again = expert_pairs(
+            shard, experts_cfg, "object_removal", "removal-cached", root / "removal.llm.jsonl"
+        )
+    cols = ["pair_id", "instruction", "params", "seed"]
+    pd.testing.assert_frame_equal(removal_pairs[cols], again[cols])
+    lines = [r.getMessage() for r in caplog.records if r.name == "senorita.progress"]
+    assert any(line.startswith("pairs object_removal 00000: 2/2 clips") for line in lines), lines
+    # A missing answer stops the job, naming the clip, before any expert runs.
+    first = sorted(cache)[0]
+    partial = root / "partial.llm.jsonl"
+    partial.write_text(
+        "".join(json.dumps(e) + "\n" for k, e in sorted(cache.items()) if k != first)
+    )
+    clip_id = first.split("/")[0]
+    with pytest.raises(ValueError, match=rf"clip {clip_id}: no language-model answer.*llm_answers"):
+        expert_pairs(shard, experts_cfg, "object_removal", "removal-partial", partial)
+    with pytest.raises(ValueError, match="no language-model answer"):
+        expert_pairs(shard, experts_cfg, "object_removal", "removal-none", None)
+
+
+def test_the_llm_job_resumes_and_asks_nothing_twice(
+    shard, experts_cfg, removal_pairs, monkeypatch, caplog
+):
+    root = shard["root"]
+    full = cached(root / "removal.llm.jsonl")
+    asked = []
+    call = ChatLLM.__call__
+
+    def counting(self, question, seed):
+        asked.append(question)
+        return call(self, question, seed)
+
+    monkeypatch.setattr(ChatLLM, "__call__", counting)
+    # A killed job left one answer in its .part file: the rerun asks only the other one.
+    out = root / "resumed.llm.jsonl"
+    first = sorted(full)[0]
+    out.with_name(out.name + ".part").write_text(json.dumps(full[first]) + "\n")
+    with caplog.at_level(logging.INFO, logger="senorita.progress"):
+        answers(shard, experts_cfg, "object_removal", "resumed")
+    assert len(asked) == 1 and cached(out) == full
+    assert not out.with_name(out.name + ".part").exists()
+    assert any(
+        r.getMessage().startswith("llm object_removal 00000: 2/2 clips") for r in caplog.records
+    )
+    # Run again with every answer in place: nothing is asked, the model is not even loaded.
+    refuse_llm(monkeypatch)
+    answers(shard, experts_cfg, "object_removal", "resumed")
+    assert len(asked) == 1 and cached(out) == full
+
+
+# -- local stylization: the prompt's article ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attribute", "obj", "prompt"),
+    [
+        ("yellow", "house", "It's a yellow house."),
+        ("orange", "car", "It's an orange car."),
+        ("ivory", "umbrella", "It's an ivory umbrella."),
+        ("unicorn-patterned", "mug", "It's a unicorn-patterned mug."),
+        ("hour-glass", "vase", "It's an hour-glass vase."),
+        ("wooden", "eagle", "It's a wooden eagle."),
+    ],
+)
+def test_the_local_stylizer_prompt_has_its_article(attribute, obj, prompt):
+    import yaml
+
+    from conftest import REPO
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    default = schema["properties"]["experts"]["properties"]["local_stylizer"]["properties"]
+    assert stylizer_prompt(default["prompt"]["default"], attribute, obj) == prompt
+    assert indefinite_article(f"{attribute} {obj}") == prompt.split()[1]
+
+
+@pytest.fixture(scope="module")
+def more_experts(tiny, experts_cfg):
+    folders = build_tiny_models(
+        tiny["root"] / "more-experts", ("local_stylizer", "inpainter", "frame_filler")
+    )
+    common = {
+        k: experts_cfg["remover"][k]
+        for k in ("revision", "dtype", "device", "batch_size", "steps", "resources")
+    }
+    return {
+        **experts_cfg,
+        "local_stylizer": {
+            **common,
+            "id": str(folders["local_stylizer"]),
+            "guidance": 6.0,
+            "prompt": "It's {article} {attribute} {obj}.",
+            "negative_prompt": "",
+            "conditioning_scale": 1.0,
+        },
+        "inpainter": {
+            **common,
+            "id": str(folders["inpainter"]),
+            "guidance": 6.0,
+            "prompt": "It's {new_obj}.",
+            "negative_prompt": "",
+            "frame_filler": {
+                "id": str(folders["frame_filler"]),
+                "revision": None,
+                "dtype": "float32",
+                "device": "cpu",
+                "cpu_offload": False,
+                "steps": 2,
+                "guidance": 30.0,
+                "max_sequence_length": 16,
+                "prompt": "{article} {new}",
+            },
+        },
+    }
+
+
+def control_table(shard) -> Path:
+    """HED, Canny and depth 'maps' of each clip (the clip itself: enough for the tiny models)."""
+    root = shard["root"]
+    rows = []
+    for clip in pd.read_parquet(shard["clips"]).to_dict("records"):
+        for kind in ("hed", "canny", "depth"):
+            rows.append({"clip_id": clip["clip_id"], "kind": kind, "path": clip["path"]})
+    path = root / "control.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def test_local_stylization_prompts_the_expert_with_an_article(masked, more_experts, monkeypatch):
+    shard = masked
+    with monkeypatch.context() as m:
+        answering(m, lambda q: "Orange." if "colour" in q else "Make the square orange.")
+        cache = answers(shard, more_experts, "local_stylization", "stylized")
+    refuse_llm(monkeypatch)
+    seen = []
+    encode = PIPELINES["local_stylizer"].encode_prompt
+
+    def spy(self, prompts):
+        seen.extend(prompts)
+        return encode(self, prompts)
+
+    monkeypatch.setattr(PIPELINES["local_stylizer"], "encode_prompt", spy)
+    pairs = expert_pairs(
+        shard, more_experts, "local_stylization", "stylized", cache, control=control_table(shard)
+    )
+    assert len(pairs) == 2
+    for row in pairs.to_dict("records"):
+        params = json.loads(row["params"])
+        assert params["attribute"] == "orange" and params["attribute_source"] == "llm"
+        prompt = f"It's an orange {params['phrase']}."
+        assert params["prompt"] == prompt and prompt in seen  # what the expert was given
+        if params["phrase"] == "square":
+            assert row["instruction"] == "Make the square orange."
+
+
+# -- object swap: frame 0 is the source outside the mask ------------------------------------------
+
+
+def test_swap_paste_back_keeps_the_source_outside_the_mask_in_every_frame(more_experts):
+    from senorita.models.frame_editors import FrameFiller
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (N, EH, EW, 3), dtype=np.uint8)
+    mask = np.zeros((N, EH, EW), bool)
+    mask[:, 16:40, 24:56] = True
+    mask = dilate(mask, 2)
+    cfg = more_experts["inpainter"]
+    filler = FrameFiller.load(cfg["frame_filler"])
+    first = filler(frames[0], mask[0], "a cat", seed=1)
+    # FLUX returns a whole frame: outside the mask it is its VAE's round trip, not the source.
+    assert not np.array_equal(first[~mask[0]], frames[0][~mask[0]])
+    pipe = PIPELINES["inpainter"].from_pretrained(cfg["id"])
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(frames, mask, first, "cat", num_inference_steps=2, seed=0, paste_back=True)
+    for t in range(N):
+        outside = ~mask[t]
+        assert np.array_equal(out.frames[t][outside], frames[t][outside]), f"frame {t}"
+        assert np.array_equal(out.frames[t][mask[t]], out.generated[t][mask[t]])
+    raw = pipe(frames, mask, first, "cat", num_inference_steps=2, seed=0, paste_back=False)
+    assert np.array_equal(raw.frames, raw.generated)
+
+
+def test_swap_pairs_take_the_new_object_from_the_llm_job(masked, more_experts, monkeypatch):
+    shard = masked
+    root = shard["root"]
+    captions = root / "captions.parquet"
+    ids = pd.read_parquet(shard["clips"])["clip_id"]
+    pd.DataFrame({"clip_id": ids, "caption": "a square moving on a wall"}).to_parquet(captions)
+    cfg = more_experts
+    with monkeypatch.context() as m:
+        answering(m, lambda q: "An orange" if "object" in q else "Swap it.")
+        cache = answers(shard, cfg, "object_swap", "swapped", captions=captions)
+    entries = cached(cache)
+    assert {k.split("/")[1] for k in entries} == {"swap", "instruction"}
+    refuse_llm(monkeypatch)
+    pairs = expert_pairs(shard, cfg, "object_swap", "swapped", cache, captions=captions)
+    assert len(pairs) == 2
+    for row in pairs.to_dict("records"):
+        params = json.loads(row["params"])
+        key = f"{row['clip_id']}/swap/{params['phrase']}"
+        assert params["new_object"] == entries[key]["answer"] == "orange"
+        assert params["frame_filler_prompt"] == "an orange"
+        assert params["prompt"] == "It's orange."
+        target = read_frames(root / "dataset" / row["target_path"])
+        assert target.shape == (N, EH, EW, 3)
+
+
+# -- gated models need a hub token ----------------------------------------------------------------
+
+GATED = {
+    "models": {"llm": {"id": "meta-llama/Meta-Llama-3-8B-Instruct"}},
+    "experts": {"inpainter": {"frame_filler": {"id": "black-forest-labs/FLUX.1-Fill-dev"}}},
+}
+
+
+def no_token_env(monkeypatch, tmp_path):
+    """No token anywhere: no HF_* variables, a HOME without a token file, online."""
+    for key in list(os.environ):
+        if key.startswith(("HF_", "HUGGING_FACE")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return {"HF_HUB_OFFLINE": "0"}
+
+
+def test_gated_models_are_named_only_when_a_hub_id_an_enabled_task_loads(tmp_path):
+    config = {
+        "models": {"llm": {"id": "meta-llama/Meta-Llama-3-8B-Instruct"}},
+        "experts": {
+            "llm_instructions": False,
+            "inpainter": {"frame_filler": {"id": "black-forest-labs/FLUX.1-Fill-dev"}},
+        },
+    }
+    assert set(gated_models(config, ["object_swap"])) == {
+        "models.llm.id",
+        "experts.inpainter.frame_filler.id",
+    }
+    assert set(gated_models(config, ["local_stylization"])) == {"models.llm.id"}
+    assert gated_models(config, ["object_removal", "deblur"]) == {}  # no instructions asked
+    config["experts"]["llm_instructions"] = True
+    assert set(gated_models(config, ["object_removal"])) == {"models.llm.id"}
+    local = tmp_path / "meta-llama" / "Llama-3"  # a local copy, however it is named
+    local.mkdir(parents=True)
+    config["models"]["llm"]["id"] = str(local)
+    config["experts"]["inpainter"]["frame_filler"]["id"] = "my-lab/flux-fill-copy"
+    assert gated_models(config, ["object_swap"]) == {}
+    assert hub_token_problem(config, ["object_swap"]) is None
+
+
+def test_a_run_without_a_hub_token_stops_before_any_job(tmp_path, monkeypatch):
+    env = no_token_env(monkeypatch, tmp_path)
+    proc = snakemake(tmp_path / "run", "-n", "all", config=GATED, env=env, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "meta-llama/Meta-Llama-3-8B-Instruct" in out and "models.llm.id" in out
+    assert "black-forest-labs/FLUX.1-Fill-dev" in out and "HF_TOKEN" in out
+    assert "hf auth login" in out
+    assert "llm_answers" not in out  # nothing was planned
+    assert not (tmp_path / "run" / "results").exists()
+    # With a token (or the tasks off) the same run plans, the language model in its own jobs.
+    proc = snakemake(tmp_path / "run", "-n", "all", config=GATED, env={**env, "HF_TOKEN": "hf_x"})
+    assert "llm_answers" in proc.stdout
+    off = {
+        **GATED,
+        "tasks": {
+            t: {"enabled": False}
+            for t in (
+                "local_stylization",
+                "object_swap",
+                "object_removal",
+                "object_addition",
+                "global_stylization",
+            )
+        },
+    }
+    snakemake(tmp_path / "off", "-n", "all", config=off, env=env)

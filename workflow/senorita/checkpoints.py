@@ -1,9 +1,15 @@
-"""The expert checkpoint check: run before any expert job, so a missing checkpoint stops only
-that expert's tasks, at once, with a message that says what to do."""
+"""Checks made before any expert job runs, so a problem stops the run (or only that expert's
+tasks) at once, with a message that says what to do:
+
+- the expert checkpoint check (a job per expert, ``check-expert``);
+- the hub token check (at planning time): FLUX.1-Fill and Llama 3 are gated repositories, and a
+  run that would download one without a token would fail hours in, in its first GPU job.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +65,73 @@ def check_expert(name: str, cfg: dict[str, Any], tasks: list[str], out: Path) ->
     record["components"] = components
     write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", out)
     return record
+
+
+# Expert tasks whose pairs always need a language-model answer (the attribute, the new object);
+# the other expert tasks need one only for their instructions (experts.llm_instructions).
+LLM_TASKS = ("local_stylization", "object_swap")
+EXPERT_TASKS = ("object_removal", "local_stylization", "object_swap", "global_stylization")
+
+
+def asks_llm(task: str, experts_cfg: dict[str, Any]) -> bool:
+    """Whether ``task``'s pairs need the language model's answers (its llm_answers job)."""
+    return task in LLM_TASKS or (task in EXPERT_TASKS and bool(experts_cfg["llm_instructions"]))
+
+
+# Gated hub repositories (a licence to accept, then a token): exact ids, or "org/" for all.
+GATED = ("black-forest-labs/FLUX.1-Fill-dev", "meta-llama/")
+
+
+def is_gated(ident: str | None) -> bool:
+    """A hub id (not a local path) of a known gated repository."""
+    if not ident or ident.startswith(("/", ".", "~")) or ident.count("/") != 1:
+        return False
+    if Path(ident).expanduser().exists():
+        return False
+    return any(ident.startswith(g) if g.endswith("/") else ident == g for g in GATED)
+
+
+def gated_models(config: dict[str, Any], tasks: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """The gated hub models the enabled ``tasks`` load: {config field: (id, tasks using it)}."""
+    experts = config["experts"]
+    used: dict[str, tuple[str | None, list[str]]] = {
+        "models.llm.id": (
+            config["models"]["llm"]["id"],
+            [t for t in tasks if asks_llm(t, experts)],
+        ),
+        "experts.inpainter.frame_filler.id": (
+            experts["inpainter"]["frame_filler"]["id"],
+            [t for t in tasks if t == "object_swap"],
+        ),
+    }
+    return {f: (i, ts) for f, (i, ts) in used.items() if ts and is_gated(i)}
+
+
+def hub_token_problem(config: dict[str, Any], tasks: list[str]) -> str | None:
+    """What to tell a user whose enabled tasks need a gated model and who has no hub token
+    (``HF_TOKEN``, or the token file ``hf auth login`` writes); None when all is well.
+
+    Offline (``HF_HUB_OFFLINE``) the hub is never asked: models come from the local cache,
+    which needs no token.
+    """
+    gated = gated_models(config, tasks)
+    if not gated:
+        return None
+    from huggingface_hub import constants, get_token
+
+    if constants.HF_HUB_OFFLINE or get_token():
+        return None
+    lines = [
+        f"config {field} is {ident!r}, a gated Hugging Face repository (used by "
+        f"{', '.join(users)}), and no Hugging Face token was found."
+        for field, (ident, users) in gated.items()
+    ]
+    repos = ", ".join(f"https://huggingface.co/{ident}" for ident, _ in gated.values())
+    home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+    lines.append(
+        f"Accept the licence on {repos} with your account, create a read token at "
+        "https://huggingface.co/settings/tokens, then either `export HF_TOKEN=hf_...` before "
+        f"running or run `hf auth login` once (older: `huggingface-cli login`; it writes "
+        f"{home}/token). Or point the field at a local copy, or disable the tasks named."
+    )
+    return "\n".join(lines)

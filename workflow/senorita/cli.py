@@ -133,6 +133,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", required=True, help="comma-separated tasks the expert makes")
     p.add_argument("--out", type=Path, required=True)
 
+    p = sub.add_parser(
+        "llm-answers", help="ask the language model one expert task's questions for one shard"
+    )
+    p.add_argument("--task", required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--masks", type=Path, default=None, help="the shard's mask table")
+    p.add_argument("--captions", type=Path, default=None, help="the shard's caption table")
+    p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
+    p.add_argument("--experts", type=_json, required=True, help="the config's experts section")
+    p.add_argument("--models", type=_json, required=True, help="the config's models section")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--max-words", type=int, default=None)
+    p.add_argument("--out", type=Path, required=True, help="the answer cache (JSON lines)")
+
     p = sub.add_parser("expert-pairs", help="make one expert task's pairs for one shard")
     p.add_argument("--task", required=True)
     p.add_argument("--shard", type=int, required=True)
@@ -143,11 +158,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", type=Path, default=None, help="the shard's caption table")
     p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
     p.add_argument("--experts", type=_json, required=True, help="the config's experts section")
-    p.add_argument("--models", type=_json, required=True, help="the config's models section")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--encode", type=_json, required=True, help="the config's encode section")
     p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
-    p.add_argument("--cache", type=Path, required=True, help="the language model's answer cache")
+    p.add_argument(
+        "--cache", type=Path, default=None, help="the language model's answers (llm-answers)"
+    )
     p.add_argument("--max-words", type=int, default=None)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
@@ -204,6 +220,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rejects", nargs="+", required=True, help="rejects table paths with {shard}/{task} fields"
     )
+    p.add_argument("--videos", help="ingest table path with a {shard} field (for the clip yield)")
+    p.add_argument("--clips", help="clip table path with a {shard} field (for the clip yield)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects-out", type=Path, required=True)
 
@@ -232,6 +250,16 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("device-report", help="record the GPUs this job was given and can use")
     p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("plan", help="GPU memory of every GPU job: weights, activations, peak")
+    p.add_argument(
+        "--config",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="config files merged in order (none: the schema's defaults, i.e. the real models)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -293,7 +321,10 @@ def _card(args: argparse.Namespace) -> None:
 
     tasks = [t for t in args.tasks.split(",") if t]
     rejects = expand_shards(args.rejects, args.shards, tasks)
-    build_card(args.manifests, rejects, args.catalogue, args.out, args.rejects_out)
+    videos, clips = (
+        (expand_shards([p], args.shards, []) if p else None) for p in (args.videos, args.clips)
+    )
+    build_card(args.manifests, rejects, args.catalogue, args.out, args.rejects_out, videos, clips)
 
 
 def _preview(args: argparse.Namespace) -> None:
@@ -411,6 +442,24 @@ def _check_expert(args: argparse.Namespace) -> None:
     check_expert(args.name, args.params, [t for t in args.tasks.split(",") if t], args.out)
 
 
+def _llm_answers(args: argparse.Namespace) -> None:
+    from senorita.expert_pairs import llm_answers
+
+    llm_answers(
+        args.task,
+        args.shard,
+        args.clips,
+        args.masks,
+        args.captions,
+        args.params,
+        args.experts,
+        args.models,
+        args.seed,
+        args.out,
+        max_words=args.max_words,
+    )
+
+
 def _expert_pairs(args: argparse.Namespace) -> None:
     from senorita.expert_pairs import make_expert_pairs
 
@@ -424,7 +473,6 @@ def _expert_pairs(args: argparse.Namespace) -> None:
         args.captions,
         args.params,
         args.experts,
-        args.models,
         args.seed,
         args.encode,
         args.dataset,
@@ -483,6 +531,26 @@ def _filter_scores(args: argparse.Namespace) -> None:
     )
 
 
+def _plan(args: argparse.Namespace) -> None:
+    import yaml
+
+    from senorita.memory import SCHEMA, plan, table, with_defaults
+
+    config: dict = {}
+    for path in args.config:
+        config = _merge(config, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    jobs = plan(with_defaults(config, SCHEMA))
+    print(json.dumps([j.row() for j in jobs], indent=1) if args.json else table(jobs))
+
+
+def _merge(base: dict, update: dict) -> dict:
+    """``update`` over ``base``, nested dicts merged (as Snakemake merges config files)."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 HANDLERS = {
     "catalogue": _catalogue,
     "ingest": _ingest,
@@ -501,11 +569,13 @@ HANDLERS = {
     "masks": _masks,
     "grounding-pairs": _grounding_pairs,
     "check-expert": _check_expert,
+    "llm-answers": _llm_answers,
     "expert-pairs": _expert_pairs,
     "reversed-pairs": _reversed_pairs,
     "train": _train,
     "tiny-models": _tiny_models,
     "filter-scores": _filter_scores,
+    "plan": _plan,
 }
 
 

@@ -13,7 +13,11 @@
 - ``object_addition``: the removal pairs reversed: the same files (hard links), no model run,
   its own instructions.
 
-Language model answers are validated, seeded and cached per clip (``models.llm``); a failed
+The language model (``models.llm``, 16 GB in half precision) has a job of its own per task and
+shard, run before the expert job (``llm_answers``): it draws each pair's plan (object, seed,
+style) exactly as the expert job will, asks its questions (attribute, new object, instruction)
+and caches the validated answers in one JSON-lines file. The expert job only reads that file,
+so no expert job holds the language model; a missing answer stops it, naming the clip. A failed
 answer falls back to a seeded draw from a configured list, and the row says which it was.
 
 The expert generates at ``experts.frames`` × ``height`` × ``width`` (the paper's 33 × 336 × 592):
@@ -27,7 +31,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +40,14 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from senorita.atomic import link_or_copy
+from senorita.atomic import link_or_copy, write_text
+from senorita.checkpoints import asks_llm
+from senorita.ids import derive_seed
+from senorita.instructions import indefinite_article
 from senorita.masks import dilate, load_masks
 from senorita.models import ModelSpec
 from senorita.pairs import Made, NoPair, make_pairs
+from senorita.progress import Progress
 from senorita.video import read_frames, write_frames
 
 log = logging.getLogger(__name__)
@@ -94,22 +103,6 @@ def fit_mask(mask: np.ndarray, n: int, height: int, width: int) -> np.ndarray:
     return mask.astype(bool)
 
 
-@dataclass
-class Edit:
-    """One pair's edit in the making: what every expert's function reads and fills."""
-
-    clip_id: str
-    frames: np.ndarray
-    mask: np.ndarray | None
-    phrase: str | None
-    rng: np.random.Generator
-    seed: int
-    run: dict[str, Any]  # the pipeline's guidance, steps, seed, paste-back
-    slots: dict[str, str]  # instruction template slots (filled)
-    params: dict[str, Any]  # the row's params (filled)
-    pipe: Any
-
-
 def load_styles(styles: list[str] | str | None) -> list[str]:
     """The global stylizer's styles: a list, a file of one style per line, or the built-in list."""
     if isinstance(styles, list):
@@ -120,6 +113,249 @@ def load_styles(styles: list[str] | str | None) -> list[str]:
     if not found:
         raise ValueError(f"config experts.styles: {path} lists no style")
     return found
+
+
+# -- what both jobs draw and ask, the same way ---------------------------------------------------
+
+
+def drawn_clips(
+    task: str, clips: Path, task_cfg: dict[str, Any], seed: int
+) -> list[tuple[dict[str, Any], np.random.Generator]]:
+    """The clips ``make_pairs`` gives a ``task`` pair, each with the pair's generator after that
+    draw (its first), so a plan drawn here is the one the expert job draws."""
+    drawn = []
+    for clip in pd.read_parquet(clips).to_dict("records"):
+        rng = np.random.default_rng(derive_seed(seed, task, clip["clip_id"]))
+        if rng.random() < task_cfg["clip_fraction"]:
+            drawn.append((clip, rng))
+    return drawn
+
+
+@dataclass
+class Plan:
+    """A pair's seeded draws, made before any model runs: the object (its mask table row), the
+    generator seed and, for global stylization, the style."""
+
+    clip_id: str
+    seed: int
+    obj: dict[str, Any] | None = None
+    style: str | None = None
+
+    @property
+    def phrase(self) -> str | None:
+        return None if self.obj is None else self.obj["phrase"]
+
+
+@dataclass
+class ShardTables:
+    """What an expert task reads per clip: objects (masks), control maps, captions, styles."""
+
+    objects: dict[str, pd.DataFrame] = field(default_factory=dict)
+    maps: dict[tuple[str, str], str] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)
+    styles: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(
+        cls,
+        name: str,
+        masks: Path | None,
+        control: Path | None,
+        captions: Path | None,
+        experts_cfg: dict[str, Any],
+    ) -> ShardTables:
+        tables = cls()
+        if masks is not None:
+            objects = pd.read_parquet(masks)
+            tables.objects = {c: g.sort_values("object") for c, g in objects.groupby("clip_id")}
+        if control is not None:
+            rows = pd.read_parquet(control).to_dict("records")
+            tables.maps = {(r["clip_id"], r["kind"]): r["path"] for r in rows}
+        if captions is not None:
+            pairs = pd.read_parquet(captions)[["clip_id", "caption"]].to_numpy()
+            tables.captions = {c: t for c, t in pairs if isinstance(t, str)}
+        if name == "global_stylizer":
+            tables.styles = load_styles(experts_cfg["styles"])
+        return tables
+
+    def plan(self, name: str, clip_id: str, rng: np.random.Generator) -> Plan:
+        """The pair's draws, in the order the expert job has always made them."""
+        obj = style = None
+        if name != "global_stylizer":
+            if clip_id not in self.objects:
+                raise NoPair("no object found (see the masks stage's rejects)", record=False)
+            choices = self.objects[clip_id]
+            obj = choices.iloc[int(rng.integers(len(choices)))].to_dict()
+        seed = int(rng.integers(2**31))
+        if name == "global_stylizer":
+            if not self.captions.get(clip_id):
+                raise NoPair("no caption for this clip (see the captions stage's rejects)")
+            style = self.styles[int(rng.integers(len(self.styles)))]
+        return Plan(clip_id, seed, obj, style)
+
+
+# ask(clip_id, what, question, check, fallback, seed) -> (answer, source)
+Ask = Callable[
+    [str, str, str, Callable[[str], "str | None"], "list[str] | None", int],
+    "tuple[str | None, str]",
+]
+
+
+@dataclass
+class Answers:
+    """The language model's answers for one pair, each (answer, source)."""
+
+    attribute: tuple[str, str] | None = None
+    new: tuple[str, str] | None = None
+    instruction: tuple[str, str] | None = None  # (text, "<task>/llm"), or None: a template
+
+
+def language_answers(
+    task: str,
+    plan: Plan,
+    tables: ShardTables,
+    experts_cfg: dict[str, Any],
+    max_words: int | None,
+    ask: Ask,
+) -> Answers:
+    """The answers a pair needs, through ``ask``: the language-model job asks and caches, the
+    expert job reads the cache. One function for both, so both use the same questions and keys.
+    """
+    from senorita.models.llm import validate, validate_instruction
+
+    name = EXPERT_OF[task]
+    answers = Answers()
+    slots = {"obj": plan.phrase, "style": plan.style}
+
+    def phrase(what: str, question: str, fallback: list[str]) -> tuple[str, str]:
+        obj = plan.phrase
+        choices = [f for f in fallback if f != obj] or fallback
+        check = lambda a: validate(a, obj)  # noqa: E731
+        return ask(plan.clip_id, f"{what}/{obj}", question, check, choices, plan.seed)
+
+    if name == "local_stylizer":
+        question = ATTRIBUTE_QUESTION.format(obj=plan.phrase)
+        answers.attribute = phrase("attribute", question, experts_cfg["attributes"])
+        slots["attribute"] = answers.attribute[0]
+    elif name == "inpainter":
+        caption = tables.captions.get(plan.clip_id) or "(no caption)"
+        question = SWAP_QUESTION.format(obj=plan.phrase, caption=caption)
+        answers.new = phrase("swap", question, experts_cfg["swap_objects"])
+        slots["new"] = answers.new[0]
+    if experts_cfg["llm_instructions"]:
+        limit = max_words or 12
+        edit, required = EDITS[name](slots)
+        question = INSTRUCTION_QUESTION.format(edit=edit, words=min(limit, 10))
+        check = lambda a: validate_instruction(a, required, limit)  # noqa: E731
+        text, _ = ask(plan.clip_id, f"instruction/{edit}", question, check, None, plan.seed)
+        answers.instruction = (text, f"{task}/llm") if text else None
+    return answers
+
+
+def llm_answers(
+    task: str,
+    shard: int,
+    clips: Path,
+    masks: Path | None,
+    captions: Path | None,
+    task_cfg: dict[str, Any],
+    experts_cfg: dict[str, Any],
+    models: dict[str, Any],
+    seed: int,
+    out: Path,
+    max_words: int | None = None,
+) -> int:
+    """Ask the language model every question of one expert task's shard; cache the answers in
+    ``out`` (JSON lines) for the expert job. Returns the number of answers.
+
+    Resumable: answers are appended to ``<out>.part`` as they come (a killed job keeps them, and
+    Snakemake does not delete that file), and ``out`` is written atomically at the end. A
+    question already answered (in ``.part`` or a previous ``out``) is not asked again; the model
+    is loaded only when one is not.
+    """
+    from senorita.models.llm import AnswerCache, ChatLLM, propose
+
+    name = EXPERT_OF[task]
+    tables = ShardTables.read(name, masks, None, captions, experts_cfg)
+    part = out.with_name(out.name + ".part")
+    cache = AnswerCache(part)
+    if out.exists():  # a rerun by hand: what the last run answered stands
+        for key, entry in AnswerCache(out).answers.items():
+            if cache.get(key) is None:
+                cache.put(key, {k: v for k, v in entry.items() if k != "key"})
+    state: dict[str, Any] = {"asked": 0}
+
+    def ask(clip_id, what, question, check, fallback, s):
+        key = f"{clip_id}/{what}"
+        if cache.get(key) is None:
+            if "llm" not in state:
+                state["llm"] = ChatLLM.load(ModelSpec.from_config(models, "llm"))
+            state["asked"] += 1
+        return propose(state.get("llm"), cache, key, question, check, fallback, s)
+
+    drawn = drawn_clips(task, clips, task_cfg, seed)
+    progress = Progress(f"llm {task} {shard:05d}", total=len(drawn), unit="clips")
+    for clip, rng in drawn:
+        asked = state["asked"]
+        try:
+            plan = tables.plan(name, clip["clip_id"], rng)
+        except NoPair:  # the expert job records why; nothing to ask
+            progress.skip()
+            continue
+        language_answers(task, plan, tables, experts_cfg, max_words, ask)
+        if state["asked"] > asked:
+            progress.step()
+        else:
+            progress.skip()
+    progress.done()
+    entries = [json.dumps(e, sort_keys=True) + "\n" for e in cache.answers.values()]
+    write_text("".join(entries), out)
+    part.unlink(missing_ok=True)
+    log.info(
+        "llm %s shard %d: %d answers (%d asked now)", task, shard, len(entries), state["asked"]
+    )
+    return len(entries)
+
+
+def read_answers(task: str, cache: Path | None) -> Ask:
+    """``ask`` for the expert job: answers from the language-model job's cache, never a model.
+    A missing one is an error naming the clip (that job did not run, or ran on other inputs).
+    """
+    from senorita.models.llm import AnswerCache
+
+    how = (
+        f"run the llm_answers job of {task} first (`snakemake` does; by hand: "
+        f"`senorita llm-answers --task {task} ...`) with the same clips, masks, seed and config"
+    )
+    answers = AnswerCache(cache) if cache is not None and cache.exists() else None
+
+    def ask(clip_id, what, question, check, fallback, seed):
+        hit = answers.get(f"{clip_id}/{what}") if answers is not None else None
+        if hit is None:
+            where = cache if cache is not None else "no --cache given"
+            raise ValueError(
+                f"clip {clip_id}: no language-model answer for {what!r} in {where}: {how}"
+            )
+        return hit["answer"], hit["source"]
+
+    return ask
+
+
+# -- the expert job ------------------------------------------------------------------------------
+
+
+@dataclass
+class Edit:
+    """One pair's edit in the making: what every expert's function reads and fills."""
+
+    plan: Plan
+    answers: Answers
+    frames: np.ndarray
+    mask: np.ndarray | None
+    run: dict[str, Any]  # the pipeline's guidance, steps, seed, paste-back
+    slots: dict[str, str]  # instruction template slots (filled)
+    params: dict[str, Any]  # the row's params (filled)
+    pipe: Any
 
 
 def load_expert(name: str, cfg: dict[str, Any]):
@@ -155,30 +391,21 @@ def make_expert_pairs(
     captions: Path | None,
     task_cfg: dict[str, Any],
     experts_cfg: dict[str, Any],
-    models: dict[str, Any],
     seed: int,
     encode: dict[str, Any],
     dataset: Path,
     out: Path,
     rejects_out: Path,
-    cache: Path,
+    cache: Path | None,
     max_words: int | None = None,
 ) -> pd.DataFrame:
+    """One expert task's pairs for one shard. The language model's answers come from ``cache``
+    (written by ``llm_answers``); this job never loads the language model."""
     name = EXPERT_OF[task]
     expert_cfg = experts_cfg[name]
     n, height, width = experts_cfg["frames"], experts_cfg["height"], experts_cfg["width"]
-    by_clip: dict[str, pd.DataFrame] = {}
-    if masks is not None:
-        objects = pd.read_parquet(masks)
-        by_clip = {cid: g.sort_values("object") for cid, g in objects.groupby("clip_id")}
-    maps: dict[tuple[str, str], str] = {}
-    if control is not None:
-        table = pd.read_parquet(control)
-        maps = {(r["clip_id"], r["kind"]): r["path"] for r in table.to_dict("records")}
-    caption_of: dict[str, str] = {}
-    if captions is not None:
-        caption_of = dict(pd.read_parquet(captions)[["clip_id", "caption"]].to_numpy())
-    styles = load_styles(experts_cfg["styles"]) if name == "global_stylizer" else []
+    tables = ShardTables.read(name, masks, control, captions, experts_cfg)
+    answers_of = read_answers(task, cache if asks_llm(task, experts_cfg) else None)
     state: dict[str, Any] = {}  # models, loaded on the first clip that needs them
 
     def expert():
@@ -196,61 +423,30 @@ def make_expert_pairs(
                 state["editor"] = FrameStylizer.load(expert_cfg["frame_stylizer"])
         return state["editor"]
 
-    def ask(clip_id: str, what: str, question: str, check, fallback: list[str] | None, s: int):
-        from senorita.models.llm import AnswerCache, ChatLLM, propose
-
-        if "cache" not in state:
-            state["cache"] = AnswerCache(cache)
-        key = f"{clip_id}/{what}"
-        if state["cache"].get(key) is None and "llm" not in state:
-            state["llm"] = ChatLLM.load(ModelSpec.from_config(models, "llm"))
-        return propose(state.get("llm"), state["cache"], key, question, check, fallback, s)
-
-    def phrase_for(clip_id: str, what: str, obj: str, question: str, fallback, s: int):
-        from senorita.models.llm import validate
-
-        choices = [f for f in fallback if f != obj] or fallback
-        return ask(clip_id, f"{what}/{obj}", question, lambda a: validate(a, obj), choices, s)
-
-    def instruction_for(clip_id: str, edit: str, required: list[str], s: int):
-        """The language model's instruction for the pair, or None (the template then)."""
-        from senorita.models.llm import validate_instruction
-
-        if not experts_cfg["llm_instructions"]:
-            return None
-        limit = max_words or 12
-        question = INSTRUCTION_QUESTION.format(edit=edit, words=min(limit, 10))
-        check = lambda a: validate_instruction(a, required, limit)  # noqa: E731
-        text, _ = ask(clip_id, f"instruction/{edit}", question, check, None, s)
-        return (text, f"{task}/llm") if text else None
-
     def control_videos(clip_id: str) -> list[np.ndarray]:
         videos = []
         for kind in ("hed", "canny", "depth"):
-            if (clip_id, kind) not in maps:
+            if (clip_id, kind) not in tables.maps:
                 raise NoPair(f"no {kind} map for this clip (see the control stage's rejects)")
-            videos.append(fit_video(read_frames(maps[clip_id, kind]), n, height, width))
+            videos.append(fit_video(read_frames(tables.maps[clip_id, kind]), n, height, width))
         return videos
 
-    # One function per expert: the question it asks, its frame-0 edit and its pipeline call.
-    # Each fills the pair's template slots and params and returns (result, prompt slots).
+    # One function per expert: its frame-0 edit and its pipeline call. Each fills the pair's
+    # template slots and params and returns (result, prompt slots).
     def remove(e: Edit):
-        text = {"obj": e.phrase}
+        text = {"obj": e.plan.phrase}
         prompts = {k: expert_cfg[k] for k in ("prompt", "negative_prompt")}
-        return e.pipe(e.frames, e.mask, e.phrase, **prompts, **e.run), text
+        return e.pipe(e.frames, e.mask, e.plan.phrase, **prompts, **e.run), text
 
     def restyle_object(e: Edit):
-        question = ATTRIBUTE_QUESTION.format(obj=e.phrase)
-        attr, source = phrase_for(
-            e.clip_id, "attribute", e.phrase, question, experts_cfg["attributes"], e.seed
-        )
+        attr, source = e.answers.attribute
         e.slots["attribute"] = attr
         e.params.update(attribute=attr, attribute_source=source)
-        hed, canny, depth = control_videos(e.clip_id)
+        hed, canny, depth = control_videos(e.plan.clip_id)
         result = e.pipe(
             e.frames,
             e.mask,
-            e.phrase,
+            e.plan.phrase,
             attr,
             hed,
             canny,
@@ -260,18 +456,15 @@ def make_expert_pairs(
             conditioning_scale=expert_cfg["conditioning_scale"],
             **e.run,
         )
-        return result, {"obj": e.phrase, "attribute": attr}
+        text = {"obj": e.plan.phrase, "attribute": attr, "article": indefinite_article(attr)}
+        return result, text
 
     def swap(e: Edit):
-        caption = caption_of.get(e.clip_id, "")
-        question = SWAP_QUESTION.format(obj=e.phrase, caption=caption or "(no caption)")
-        new, source = phrase_for(
-            e.clip_id, "swap", e.phrase, question, experts_cfg["swap_objects"], e.seed
-        )
+        new, source = e.answers.new
         e.slots["new"] = new
         filler = expert_cfg["frame_filler"]
-        prompt = filler["prompt"].format(new=new)
-        first = frame_editor()(e.frames[0], e.mask[0], prompt, e.seed)
+        prompt = filler["prompt"].format(new=new, article=indefinite_article(new))
+        first = frame_editor()(e.frames[0], e.mask[0], prompt, e.plan.seed)
         e.params.update(
             new_object=new,
             new_object_source=source,
@@ -287,19 +480,16 @@ def make_expert_pairs(
             negative_prompt=expert_cfg["negative_prompt"],
             **e.run,
         )
-        return result, {"obj": e.phrase, "new_obj": new}
+        return result, {"obj": e.plan.phrase, "new_obj": new}
 
     def restyle_video(e: Edit):
-        caption = caption_of.get(e.clip_id)
-        if not caption:
-            raise NoPair("no caption for this clip (see the captions stage's rejects)")
-        style = styles[int(e.rng.integers(len(styles)))]
+        caption, style = tables.captions[e.plan.clip_id], e.plan.style
         text = {"caption": caption.rstrip(". "), "style": style}
         e.slots["style"] = style
         stylizer = expert_cfg["frame_stylizer"]
-        hed, canny, depth = control_videos(e.clip_id)
+        hed, canny, depth = control_videos(e.plan.clip_id)
         guide = {"hed": hed, "canny": canny, "depth": depth}[stylizer["control_kind"]]
-        first = frame_editor()(guide[0], stylizer["prompt"].format(**text), e.seed)
+        first = frame_editor()(guide[0], stylizer["prompt"].format(**text), e.plan.seed)
         e.params.update(
             style=style,
             caption=caption,
@@ -329,37 +519,33 @@ def make_expert_pairs(
     }[name]
 
     def make(clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
-        clip_id = clip["clip_id"]
+        plan = tables.plan(name, clip["clip_id"], rng)
+        # Before any model loads: a missing answer stops the job here.
+        answers = language_answers(task, plan, tables, experts_cfg, max_words, answers_of)
         params: dict[str, Any] = {}
         slots: dict[str, str] = {}
-        phrase = mask = None
-        if name != "global_stylizer":
-            if clip_id not in by_clip:
-                raise NoPair("no object found (see the masks stage's rejects)", record=False)
-            choices = by_clip[clip_id]
-            obj = choices.iloc[int(rng.integers(len(choices)))]
-            phrase = obj["phrase"]
-            slots["obj"] = phrase
-            mask = load_masks(obj["mask_path"])[int(obj["object"])]
+        mask = None
+        if plan.obj is not None:
+            slots["obj"] = plan.phrase
+            index = int(plan.obj["object"])
+            mask = load_masks(plan.obj["mask_path"])[index]
             mask = dilate(fit_mask(mask, n, height, width), experts_cfg["dilate_px"])
             params.update(
-                phrase=phrase,
-                object=int(obj["object"]),
-                mask_path=obj["mask_path"],
+                phrase=plan.phrase,
+                object=index,
+                mask_path=plan.obj["mask_path"],
                 dilate_px=experts_cfg["dilate_px"],
             )
         frames = fit_video(read_frames(clip["path"]), n, height, width)
-        gen_seed = int(rng.integers(2**31))
         run = {
             "guidance_scale": expert_cfg["guidance"],
             "num_inference_steps": expert_cfg["steps"],
-            "seed": gen_seed,
+            "seed": plan.seed,
         }
         if name != "global_stylizer":
             run["paste_back"] = experts_cfg["paste_back"]
         pipe, spec = expert()
-        edit = Edit(clip_id, frames, mask, phrase, rng, gen_seed, run, slots, params, pipe)
-        result, text = edit_with(edit)
+        result, text = edit_with(Edit(plan, answers, frames, mask, run, slots, params, pipe))
         crf = task_cfg.get("crf", encode["crf"])
         write_frames(src, frames, clip["fps"], crf=crf, preset=encode["preset"])
         write_frames(tgt, result.frames, clip["fps"], crf=crf, preset=encode["preset"])
@@ -373,15 +559,14 @@ def make_expert_pairs(
             negative_prompt=expert_cfg["negative_prompt"].format(**text),
             guidance=expert_cfg["guidance"],
             steps=expert_cfg["steps"],
-            seed=gen_seed,
+            seed=plan.seed,
             paste_back=run.get("paste_back", False),
             frames=n,
         )
         maker = f"expert:{name}:{prov['model']}@{prov['revision'] or 'local'}"
-        edit, required = EDITS[name](slots)
-        instruction = instruction_for(clip_id, edit, required, gen_seed)
-        return Made((height, width), (height, width), maker, params, slots, n, instruction)
+        return Made((height, width), (height, width), maker, params, slots, n, answers.instruction)
 
+    # make_pairs logs the job's progress lines (senorita.progress), journal resumes included.
     return make_pairs(
         task,
         shard,

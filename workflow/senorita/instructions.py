@@ -28,3 +28,21 @@ def draw_instruction(
             f"instruction for {task_id} has {words} words (limit {max_words}): {text!r}"
         )
     return text, f"{task_id}/{index}"
+
+
+# Words whose first letter misleads: a vowel letter with a consonant sound, and a silent h.
+_A_BEFORE = ("one", "once", "uni", "use", "usu", "ute", "uti", "eu", "ewe", "ubi", "ura", "uro")
+_AN_BEFORE = ("hour", "honest", "honor", "honour", "heir", "herb")
+
+
+def indefinite_article(phrase: str) -> str:
+    """The indefinite article for the noun phrase ``phrase``: "an orange car", "a yellow house",
+    "a unicorn", "an hour", by the first word's sound as far as spelling tells it."""
+    word = phrase.strip().split()[0].lower() if phrase.strip() else ""
+    if word.startswith(_AN_BEFORE):
+        return "an"
+    if not word or word.startswith(_A_BEFORE):
+        return "a"
+    if len(word) == 1:  # a letter, said by its name: "an x-ray", "a t-shirt"
+        return "an" if word in "aefhilmnorsx" else "a"
+    return "an" if word[0] in "aeiou" else "a"

@@ -2,8 +2,10 @@
 through the masked region of the clip (object swap: "It's {new obj}.", guidance 6).
 
 Frame 0 is edited first (FLUX-Fill under the dilated mask, run by the experts stage) and passed
-in as ``first_frame``. Conditioning: the masked video whose frame 0 is the edited frame with its
-mask zeroed (so frame 0 guides the rest), and that mask, through the VAE.
+in as ``first_frame``; only its pixels inside the mask are taken (outside it, FLUX's output is
+its VAE's round trip of the source, not the source). Conditioning: the masked video whose frame
+0 is the edited frame with its mask zeroed (so frame 0 guides the rest), and that mask, through
+the VAE. Paste-back copies the source outside the mask in every frame, frame 0 included.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ class InpainterPipeline(CogVideoXExpertPipeline):
         paste_back: bool = True,
     ) -> ExpertOutput:
         self.check_frames(frames)
-        source = frames.copy()
-        source[0] = first_frame
+        guide = frames.copy()
+        guide[0] = np.where(mask[0][..., None], first_frame, frames[0])
         cond_mask = mask.copy()
         cond_mask[0] = False  # frame 0 is given, not generated
-        condition = self.inpainting_condition(source, cond_mask)
+        condition = self.inpainting_condition(guide, cond_mask)
         latents = self.denoise(
             condition,
             prompt.format(new_obj=new_obj),
@@ -44,4 +46,4 @@ class InpainterPipeline(CogVideoXExpertPipeline):
             self.generator(seed),
             self.latent_shape(frames),
         )
-        return self.finish(latents, source, mask, paste_back)
+        return self.finish(latents, frames, mask, paste_back)

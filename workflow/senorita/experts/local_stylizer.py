@@ -1,5 +1,6 @@
 """The local stylizer (CogVideoX-2B inpainting plus the video ControlNet): restyles a masked
-object, e.g. "It's a golden dog.", guidance 6.
+object, e.g. "It's a golden dog.", guidance 6. The prompt's ``{article}`` is "a" or "an" for
+the attribute ("It's an orange car."), as the training prompts and the paper have one.
 
 Main branch: the masked video and the mask (as the remover). Control branch: the HED, Canny and
 depth maps masked to the object, each through the VAE, concatenated on channels.
@@ -11,6 +12,14 @@ import numpy as np
 import torch
 
 from senorita.experts.pipeline import CogVideoXExpertPipeline, ExpertOutput
+from senorita.instructions import indefinite_article
+
+
+def stylizer_prompt(template: str, attribute: str, obj: str) -> str:
+    """``template`` filled: ``{article}`` ("a" or "an" for what follows it), ``{attribute}``
+    and ``{obj}``."""
+    article = indefinite_article(f"{attribute} {obj}")
+    return template.format(article=article, attribute=attribute, obj=obj)
 
 
 class LocalStylizerPipeline(CogVideoXExpertPipeline):
@@ -30,7 +39,7 @@ class LocalStylizerPipeline(CogVideoXExpertPipeline):
         hed: np.ndarray,
         canny: np.ndarray,
         depth: np.ndarray,
-        prompt: str = "It's {attribute} {obj}.",
+        prompt: str = "It's {article} {attribute} {obj}.",
         negative_prompt: str = "",
         guidance_scale: float = 6.0,
         num_inference_steps: int = 50,
@@ -42,8 +51,8 @@ class LocalStylizerPipeline(CogVideoXExpertPipeline):
         condition = self.inpainting_condition(frames, mask)
         latents = self.denoise(
             condition,
-            prompt.format(attribute=attribute, obj=obj),
-            negative_prompt.format(attribute=attribute, obj=obj),
+            stylizer_prompt(prompt, attribute, obj),
+            stylizer_prompt(negative_prompt, attribute, obj),
             guidance_scale,
             num_inference_steps,
             self.generator(seed),
