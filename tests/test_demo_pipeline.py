@@ -8,6 +8,7 @@ import re
 import shutil
 
 import cv2
+import datasets
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,7 +60,6 @@ def test_every_operator_task_has_pairs_in_the_release_layout(demo_run):
 
 
 def test_manifests_load_with_datasets(demo_run):
-    import datasets  # a pinned dev dependency: imported plainly, never skipped
     files = {t: str(demo_run / "dataset" / t / "manifest.parquet") for t in OPERATOR_TASKS}
     ds = datasets.load_dataset("parquet", data_files=files)
     for task in OPERATOR_TASKS:

@@ -9,6 +9,7 @@ import zipfile
 
 import pandas as pd
 import pytest
+import webdataset as wds
 from PIL import Image
 
 from conftest import OPERATOR_TASKS, snakemake
@@ -96,7 +97,6 @@ def test_report_renders_in_a_real_browser(demo_run, tmp_path):
 
 
 def test_webdataset_shards_read_back_the_same_pairs(demo_run):
-    import webdataset as wds  # a pinned dev dependency: imported plainly, never skipped
     for task in OPERATOR_TASKS:
         manifest = pd.read_parquet(demo_run / "dataset" / task / "manifest.parquet")
         tars = sorted((demo_run / "dataset" / "webdataset" / task).glob("*.tar"))
