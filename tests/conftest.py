@@ -28,7 +28,7 @@ def snakemake(
     config: dict | None = None,
     check: bool = True,
     env: dict | None = None,
-    timeout: int = 900,
+    timeout: int = 1800,
 ) -> subprocess.CompletedProcess:
     """Run snakemake on the repo's Snakefile in ``workdir``, ``config`` merged over the default."""
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]

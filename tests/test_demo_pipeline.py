@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-import re
 import shutil
+import time
+from pathlib import Path
 
 import cv2
 import datasets
@@ -166,10 +168,21 @@ def test_second_run_has_nothing_to_do(demo_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def _job_records(run: Path) -> dict[str, tuple[str, float]]:
+    """Snakemake's record of every output it made in ``run``: path -> (rule, end time)."""
+    records = {}
+    for path in (run / ".snakemake" / "metadata").iterdir():
+        meta = json.loads(path.read_text())
+        output = base64.urlsafe_b64decode(path.name).decode()
+        records[output] = (meta["rule"], meta.get("endtime") or 0)
+    return records
+
+
 def test_rebuilding_one_task_reruns_only_its_jobs(demo_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(demo_run, run, symlinks=True)
     before = {p: p.stat().st_mtime_ns for p in (run / "dataset").rglob("*.mp4")}
+    started = time.time()
     proc = snakemake(run, "--cores", "2", "task_deblur", "--forcerun", "operator_pairs")
     log = proc.stdout + proc.stderr
     assert "task_deblur" in log
@@ -177,10 +190,13 @@ def test_rebuilding_one_task_reruns_only_its_jobs(demo_run, tmp_path):
     assert changed and all(p.relative_to(run / "dataset").parts[0] == "deblur" for p in changed)
     # Every deblur source was remade (targets are hard links to the unchanged clips).
     assert {p for p in before if "deblur" in p.parts and p.name.endswith("_org.mp4")} <= changed
-    # Which jobs ran, from Snakemake's own job records ("wildcards: task=..., shard=..."):
-    # only deblur's (the log holds no shell commands without -p, so grep for them proves nothing).
-    ran = set(re.findall(r"^\s*wildcards:.*\btask=(\w+)", log, flags=re.M))
-    assert ran == {"deblur"}, ran
+    # Which jobs ran, from Snakemake's own records (.snakemake/metadata: one per output, with the
+    # rule and its end time): only deblur's. (The log holds no shell commands without -p, and
+    # rules with a message print no wildcards, so grepping the log proves nothing.)
+    remade = {out: rule for out, (rule, end) in _job_records(run).items() if end >= started}
+    assert remade, "no job ran"
+    assert all("/deblur/" in out or out.endswith("/deblur") for out in remade), remade
+    assert "operator_pairs" in remade.values()
     # The rebuilt deblur pairs are the same pairs: seeded parameters and deterministic encoding.
     assert (
         manifest(run, "deblur")
@@ -277,8 +293,10 @@ def test_grounding_pairs_come_from_the_masks_stage(demo_run):
         obj = objects[
             (objects["clip_id"] == row["clip_id"]) & (objects["object"] == params["object"])
         ]
-        assert len(obj) == 1 and obj.iloc[0]["phrase"] == params["phrase"] == "shape"
-        assert "shape" in row["instruction"]
+        # The tiny VLM names noise words; the demo's vocabulary adds "shape" to every clip's.
+        assert len(obj) == 1 and obj.iloc[0]["phrase"] == params["phrase"]
+        assert params["phrase"] in obj.iloc[0]["phrases"] and "shape" in obj.iloc[0]["phrases"]
+        assert params["phrase"] in row["instruction"]
         src = demo_run / "dataset" / row["source_path"]
         tgt = demo_run / "dataset" / row["target_path"]
         s, t = probe(src), probe(tgt)
