@@ -196,6 +196,16 @@ def test_detector_gives_at_most_one_box_per_phrase_inside_the_frame(tiny):
     assert detector(frames[0], ["square"], 1.0, 0.0) == []  # nothing scores above 1
 
 
+def test_a_phrase_longer_than_the_detectors_text_positions_is_cut_not_a_crash(tiny):
+    detector = BoxDetector.load(spec(tiny, "detector"))
+    limit = detector.model.config.max_text_len
+    long_phrase = "strawberry " * limit  # far more tokens than the model has text positions
+    assert len(detector.processor.tokenizer(long_phrase).input_ids) > limit
+    frames, _ = moving_square()
+    boxes = detector(frames[0], [long_phrase, "square"], 0.0, 0.0)
+    assert {b.phrase for b in boxes} <= {long_phrase, "square"} and boxes
+
+
 @pytest.mark.parametrize("key_frame", [0, 4])
 def test_sam2_propagates_a_box_to_a_mask_on_every_frame(tiny, key_frame):
     segmenter = VideoSegmenter.load(spec(tiny, "segmenter"))

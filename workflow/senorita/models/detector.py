@@ -55,11 +55,15 @@ class BoxDetector:
         found: list[Box] = []
         for start in range(0, len(phrases), self.spec.batch_size):
             batch = phrases[start : start + self.spec.batch_size]
+            # A phrase longer than the model's text positions is cut there, as Grounding DINO's
+            # own code does (max_text_len, 256 for the real model): longer input would not run.
             inputs = self.processor(
                 images=[picture] * len(batch),
                 text=[[p] for p in batch],
                 return_tensors="pt",
                 padding=True,
+                truncation=True,
+                max_length=self.model.config.max_text_len,
             ).to(self.device)
             inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
             outputs = self.model(**inputs)
