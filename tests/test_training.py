@@ -124,8 +124,10 @@ def test_samples_become_tensors_of_the_expert_s_shapes(demo_run, bases, expert):
             assert [c.shape for c in s.controls] == [(9, 32, 48, 3)] * 3
     assert seen == set(v.kind(np.random.default_rng(0)) for _ in range(1)) | seen  # drawn kinds
     inputs = conditioning(pipe, expert, [v.sample(rng), v.sample(rng)])
-    assert inputs["latents"].shape == (2, 3, 4, 4, 6)  # 9 frames -> 3 latent frames, /8 space
-    channels = pipe.transformer.config.in_channels - 4  # what the transformer takes beside x_t
+    latent = pipe.vae.config.latent_channels  # 16, as CogVideoX's VAE
+    assert latent == 16
+    assert inputs["latents"].shape == (2, 3, latent, 4, 6)  # 9 frames -> 3 latent frames, /8
+    channels = pipe.transformer.config.in_channels - latent  # what it takes beside x_t
     assert inputs["condition"].shape == (2, 3, channels, 4, 6)
     if pipe.controlnet is not None:
         assert inputs["control"].shape == (2, 3, pipe.controlnet.config.control_channels, 4, 6)
