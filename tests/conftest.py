@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -44,6 +45,16 @@ def snakemake(
             f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def neutral_table(path: Path, root: Path) -> pd.DataFrame:
+    """A table with ``root`` (the run folder, which stages record in absolute paths) cut out of
+    its strings, so the tables of two runs in two folders compare by content."""
+    table = pd.read_parquet(path)
+    prefix = f"{root}/"
+    for col in table.columns:
+        table[col] = table[col].map(lambda v: v.replace(prefix, "") if isinstance(v, str) else v)
+    return table
 
 
 @pytest.fixture(scope="session")

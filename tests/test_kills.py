@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import BIN, REPO, snakemake
+from conftest import BIN, REPO, neutral_table, snakemake
 from senorita.tasks import MAKERS
 
 pytestmark = pytest.mark.e2e
@@ -44,19 +44,11 @@ def _outputs(root: Path) -> dict[str, Path]:
     return files
 
 
-def _table(path: Path, root: Path) -> pd.DataFrame:
-    """A table with the run folder's absolute path (catalogue and ingest paths) made neutral."""
-    df = pd.read_parquet(path)
-    for col in df.columns:
-        df[col] = df[col].map(lambda v: v.replace(str(root), "<run>") if isinstance(v, str) else v)
-    return df
-
-
 def _same(rel: str, a: Path, b: Path, roots: tuple[Path, Path]) -> bool:
     if rel.startswith(MODEL_FILES):
         return True  # present in both is what can be asked
     if rel.endswith(".parquet"):
-        x, y = _table(a, roots[0]), _table(b, roots[1])
+        x, y = neutral_table(a, roots[0]), neutral_table(b, roots[1])
         drop = [c for c in ("code_version",) if c in x.columns]
         x, y = x.drop(columns=drop), y.drop(columns=drop)
         try:

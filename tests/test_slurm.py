@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import BIN, REPO, snakemake
+from conftest import BIN, REPO, neutral_table, snakemake
 from senorita.tasks import MAKERS
 from senorita.video import read_frames
 
@@ -151,15 +151,22 @@ def _outputs(root: Path) -> dict[str, object]:
                 continue
             name = str(path.relative_to(root))
             if path.suffix == ".parquet":
-                table = pd.read_parquet(path)
-                for col in table.columns:
-                    table[col] = table[col].map(
-                        lambda v: v.replace(f"{root}/", "") if isinstance(v, str) else v
-                    )
-                outputs[name] = table
+                outputs[name] = neutral_table(path, root)
             else:
                 outputs[name] = path
     return outputs
+
+
+def _slurm_command(workdir: Path, limit_s: int) -> list[str]:
+    """``snakemake --profile slurm all`` with the run's config, its SLURM logs kept, inside
+    ``timeout -k``: the plugin can ignore SIGTERM while it waits on a job it cannot see."""
+    return [
+        *("timeout", "-k", "20", str(limit_s)),
+        *(str(BIN / "snakemake"), "-s", str(REPO / "Snakefile")),
+        *("--profile", str(REPO / "profiles" / "slurm"), "--slurm-keep-successful-logs"),
+        *("--slurm-init-seconds-before-status-checks", "2", "all"),
+        *("--configfile", str(workdir / "slurm-test.yaml")),
+    ]
 
 
 def _cancel_first_running_catalogue(proc: subprocess.Popen, log: Path) -> str:
@@ -198,24 +205,7 @@ def test_slurm_profile_runs_every_rule_as_a_slurm_job(slurm_cluster, tmp_path):
         "SENORITA_SLURM_JOB_CORES": slurm_cluster["cpus"],
     }
     since = (datetime.now() - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    # timeout -k: the plugin can ignore SIGTERM while it waits on a job it cannot see.
-    cmd = [
-        "timeout",
-        "-k",
-        "20",
-        str(RUN_LIMIT_S),
-        str(BIN / "snakemake"),
-        "-s",
-        str(REPO / "Snakefile"),
-        "--profile",
-        str(REPO / "profiles" / "slurm"),
-        "--slurm-keep-successful-logs",
-        "--slurm-init-seconds-before-status-checks",
-        "2",
-        "all",
-        "--configfile",
-        str(workdir / "slurm-test.yaml"),
-    ]
+    cmd = _slurm_command(workdir, RUN_LIMIT_S)
     t0 = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -365,23 +355,7 @@ def test_pexels_key_reaches_no_slurm_disk(slurm_cluster, tmp_path):
             "SENORITA_TEST_MARKER": marker,
         }
         # Thirteen jobs: on an idle machine about 3 minutes, on a busy 2-core one up to 10.
-        cmd = [
-            "timeout",
-            "-k",
-            "20",
-            str(RUN_LIMIT_S * 2),
-            str(BIN / "snakemake"),
-            "-s",
-            str(REPO / "Snakefile"),
-            "--profile",
-            str(REPO / "profiles" / "slurm"),
-            "--slurm-keep-successful-logs",
-            "--slurm-init-seconds-before-status-checks",
-            "2",
-            "all",
-            "--configfile",
-            str(workdir / "slurm-test.yaml"),
-        ]
+        cmd = _slurm_command(workdir, RUN_LIMIT_S * 2)
         t0 = time.monotonic()
         proc = subprocess.run(
             cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=RUN_LIMIT_S * 2 + 60

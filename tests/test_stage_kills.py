@@ -22,7 +22,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from conftest import REPO
+from conftest import REPO, neutral_table
 from senorita.clips import CLIP_COLUMNS
 from senorita.testing.tiny import build_tiny_models
 from senorita.video import write_frames
@@ -124,12 +124,8 @@ def _command(stage: str, shard: dict, out: Path) -> tuple[list[str], Path | None
 
 
 def _table(path: Path) -> pd.DataFrame:
-    """The stage's table with its own folder's path made neutral (the two runs write apart)."""
-    df = pd.read_parquet(path).drop(columns=["code_version"], errors="ignore")
-    root = str(path.parent)
-    for col in df.columns:
-        df[col] = df[col].map(lambda v: v.replace(root, "<run>") if isinstance(v, str) else v)
-    return df
+    """The stage's table with its own folder cut out of its paths (the two runs write apart)."""
+    return neutral_table(path, path.parent).drop(columns=["code_version"], errors="ignore")
 
 
 @pytest.mark.parametrize("stage", ["captions", "control", "masks", "expert-pairs"])
