@@ -10,8 +10,12 @@
 #   experts  -> per task and shard: expert-made pairs           (rules/experts.smk)
 #   training -> per expert: train it on the annotated shards    (rules/training.smk)
 #   filters  -> per task: quality, text and similarity scores   (rules/filters.smk)
-#   dataset  -> per task manifest, dataset card, rejects        (rules/dataset.smk)
-#   report   -> versions file, sample pictures, summary tables  (rules/report.smk)
+#   dataset  -> per task: manifest, report pictures, tars;      (rules/dataset.smk)
+#               per run: dataset card, rejects, report tables
+#   report   -> versions file                                   (rules/report.smk)
+#
+# Which tasks exist, which pair stage makes each and what its jobs read: the task registry
+# (workflow/senorita/tasks.py), read by rules/common.smk.
 #
 # `snakemake --cores 2 all` builds every enabled task; `snakemake task_<id>` builds one.
 
@@ -41,11 +45,5 @@ rule all:
         rules.dataset_card.output.card,
         expand(rules.manifest.output.manifest, task=TASKS),
         rules.versions.output.versions,
-        expand(rules.task_preview.output.sheet, task=TASKS),
-        rules.report_tables.output.pairs,
-        expand(
-            rules.webdataset.output.shards,
-            task=TASKS if config["export"]["webdataset"] else [],
-        ),
         rules.device_report.output.report,
         expand(CAPTIONS, shard=SHARDS) if config["captions"]["enabled"] else [],

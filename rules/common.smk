@@ -5,10 +5,11 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from senorita.checkpoints import asks_llm, hub_token_problem
-from senorita.config import config_errors
+from senorita.checkpoints import hub_token_problem
+from senorita.config import config_errors, fill_registered
+from senorita.ids import shard_name
 from senorita.models import families_for
-from senorita.tasks import MAKERS, TASKS_BY_ID, enabled_tasks
+from senorita.tasks import all_tasks, asks_llm, enabled_tasks, get, load_plugins
 
 min_version("9.0")
 
@@ -21,6 +22,11 @@ if problems := config_errors(config, SCHEMA):
     raise WorkflowError("invalid config:\n  " + "\n  ".join(problems))
 validate(config, SCHEMA)  # fills in the schema's defaults
 try:
+    load_plugins(config["plugins"])  # tasks registered outside this repository
+except ImportError as err:
+    raise WorkflowError(f"config plugins: {err}") from None
+fill_registered(config)  # and a registered task's (senorita.tasks.register)
+try:
     TASKS = enabled_tasks(config["tasks"])
 except ValueError as err:
     raise WorkflowError(str(err)) from None
@@ -28,45 +34,18 @@ except ValueError as err:
 RESULTS = config["paths"]["results"]
 DATASET = config["paths"]["dataset"]
 LOGS = config["paths"]["logs"]
-SHARDS = [f"{i:05d}" for i in range(config["shards"])]
-OPERATOR_TASKS = [t for t in TASKS if MAKERS[t] == "operator"]
-CONTROL_TASKS = [t for t in TASKS if MAKERS[t] == "control"]
-MASK_TASKS = [t for t in TASKS if MAKERS[t] == "masks"]
-EXPERT_TASKS = [t for t in TASKS if MAKERS[t] == "expert"]
-REVERSED_TASKS = [t for t in TASKS if MAKERS[t] == "reversed"]
-# The expert each expert task needs ("expert:<name>" in the task registry).
-EXPERT_OF = {
-    t: n.split(":", 1)[1]
-    for t in EXPERT_TASKS + REVERSED_TASKS
-    for n in TASKS_BY_ID[t].needs
-    if n.startswith("expert:")
-}
-# Which expert tasks read control maps, captions, or ask the language model.
-CONTROL_EXPERT_TASKS = ("local_stylization", "global_stylization")
-CAPTION_EXPERT_TASKS = ("object_swap", "global_stylization")
-# The expert tasks with a language-model job (llm_answers) before their expert job.
-LLM_EXPERT_TASKS = [t for t in EXPERT_TASKS if asks_llm(t, config["experts"])]
+SHARDS = [shard_name(i) for i in range(config["shards"])]
+# Everything below about tasks comes from the task registry (senorita/tasks.py).
+# The language-model answers job runs for these (its own job, before the expert job).
+LLM_TASKS = [t for t in TASKS if asks_llm(t, config["experts"])]
 # What that job reads of the config (its params: other settings do not re-ask the model).
 LLM_EXPERT_KEYS = ("attributes", "swap_objects", "styles", "llm_instructions")
 LLM_MODEL = {k: v for k, v in config["models"]["llm"].items() if k != "resources"}
-if "object_addition" in TASKS and "object_removal" not in TASKS:
-    raise WorkflowError(
-        "config tasks.object_addition.enabled: object addition reverses the object_removal "
-        "pairs; enable tasks.object_removal too"
-    )
-# The masks stage runs when an enabled task needs masks (grounding now, the experts later).
-NEEDS_MASKS = any("masks" in TASKS_BY_ID[t].needs for t in TASKS)
+# The masks stage runs when an enabled task reads masks.
+NEEDS_MASKS = any(get(t).needs_masks for t in TASKS)
 MASK_FAMILIES = ["vlm", "detector", "segmenter"]
-# Control-map kinds the enabled tasks need (their "control:<kind>" needs in the task registry),
-# and the model families that make them.
-CONTROL_KINDS = sorted(
-    {
-        n.split(":", 1)[1]
-        for t in TASKS
-        for n in TASKS_BY_ID[t].needs
-        if n.startswith("control:")
-    }
-)
+# Control-map kinds the enabled tasks need, and the model families that make them.
+CONTROL_KINDS = sorted({k for t in TASKS for k in get(t).controls})
 CONTROL_FAMILIES = families_for(CONTROL_KINDS)
 
 # Paths that gather rules expand over all shards, named once here. Gather rules use these plain
@@ -91,13 +70,78 @@ EXPERT_CHECK = f"{RESULTS}/experts/{{expert}}.checkpoint.json"
 LLM_CACHE = f"{RESULTS}/llm/{{task}}/{{shard}}.jsonl"
 TRAINED = f"{RESULTS}/training/{{expert}}/final"
 TRAINING = f"{RESULTS}/training/{{expert}}/work"
-EXPERTS = ["remover", "local_stylizer", "inpainter", "global_stylizer"]
+# The experts the registry's tasks name, in registry order (each trainable on its own).
+EXPERTS = list(dict.fromkeys(t.expert for t in all_tasks() if t.expert))
 FILTER_SCORES = f"{RESULTS}/filters/{{task}}/scores.parquet"
 
 
 wildcard_constraints:
     shard=r"\d{5}",
     task="|".join(TASKS) or "no-task",
+
+
+def tasks_of(stage):
+    """The enabled tasks one pair stage makes, as a wildcard constraint (a rule per stage)."""
+    return "|".join(t for t in TASKS if get(t).stage == stage) or "no-task"
+
+
+# A pair job's tables beyond the clips, by the registry's `reads`: the pattern and the flag of
+# the pair subcommands that takes it.
+PAIR_TABLES = {
+    "masks": (MASKS, "--masks"),
+    "control": (CONTROL, "--control"),
+    "captions": (CAPTIONS, "--captions"),
+    "llm": (LLM_CACHE, "--cache"),
+}
+
+
+def get_pair_inputs(wildcards):
+    """A pair job's inputs: the shard's clips, the tables its task reads, its expert's checkpoint
+    check, and the pairs it reverses."""
+    task = get(wildcards.task)
+    reads = [r for r in task.reads if r != "llm"]
+    if wildcards.task in LLM_TASKS:
+        reads.append("llm")
+    inputs = {"clips": CLIPS, **{r: PAIR_TABLES[r][0] for r in reads}}
+    if task.expert:
+        inputs["checkpoint"] = EXPERT_CHECK.format(expert=task.expert)
+    if task.reverses:
+        inputs["forward"] = PAIRS.replace("{task}", task.reverses)
+    return inputs
+
+
+def get_llm_inputs(wildcards):
+    """The language-model answers job's inputs: the clips and what its questions read."""
+    task = get(wildcards.task)
+    inputs = {"clips": CLIPS}
+    inputs.update(
+        {r: PAIR_TABLES[r][0] for r in ("masks", "captions") if r in task.reads}
+    )
+    return inputs
+
+
+def table_flags(wildcards, input):
+    """The optional table flags of a pair or answers job (--masks ... --cache ...)."""
+    return " ".join(
+        f"{flag} {getattr(input, name)}"
+        for name, (_, flag) in PAIR_TABLES.items()
+        if name in input.keys()
+    )
+
+
+def task_params(wildcards):
+    """The task's config (tasks.<id>) as JSON: a pair job's --params."""
+    return as_json(config["tasks"][wildcards.task])
+
+
+def expert_of(wildcards):
+    """The expert an expert task's job runs (the registry's `expert`)."""
+    return get(wildcards.task).expert
+
+
+def expert_resource(key):
+    """A resource of an expert job, from its expert's config (experts.<name>.resources)."""
+    return lambda wc: config["experts"][expert_of(wc)]["resources"][key]
 
 
 def as_json(value):
@@ -179,6 +223,11 @@ def training_tables(expert):
     return patterns_for(expert, RESULTS)
 
 
+def expert_tasks(wildcards):
+    """The enabled tasks an expert makes pairs for, comma-separated (its checkpoint check)."""
+    return ",".join(t for t in TASKS if get(t).expert == wildcards.expert)
+
+
 def launcher(gpus):
     """The training command: accelerate launch with one process per GPU when there are several."""
     if gpus > 1:
@@ -186,3 +235,26 @@ def launcher(gpus):
             f"accelerate launch --num_processes {gpus} --num_machines 1 -m senorita.cli"
         )
     return "senorita"
+
+
+def card_waits_for():
+    """The shard tables the card job must list as inputs: only those no manifest waits for.
+
+    The card reads every shard's ingest, clip and reject tables through the patterns in its
+    params. Most are made beside a table a manifest already waits for, by the same job: every pair
+    job reads its shard's clips (get_pair_inputs), the clips job its videos, and each of these
+    jobs writes its rejects beside its table. Listing them all again, 26 files per shard with
+    every task on (52,000 at 2,000 shards), changed neither the order nor what reruns, and cost
+    about 7% of a dry run (parsing them, finding their producers, listing them).
+    """
+    reads = {r for t in TASKS for r in get(t).reads}
+    tables = []
+    if not TASKS:  # no manifest waits for anything
+        tables += [VIDEOS, CLIPS, INGEST_REJECTS, CLIP_REJECTS]
+    if CONTROL_KINDS and "control" not in reads:
+        tables.append(CONTROL_REJECTS)
+    if NEEDS_MASKS and "masks" not in reads:
+        tables.append(MASK_REJECTS)
+    if config["captions"]["enabled"] and "captions" not in reads:
+        tables.append(CAPTION_REJECTS)
+    return expand(tables, shard=SHARDS)

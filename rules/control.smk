@@ -35,6 +35,6 @@ rule control_maps:
     message:
         "Making the {params.kinds} maps of shard {wildcards.shard}"
     shell:
-        "senorita control --clips {input.clips} --shard {wildcards.shard} --kinds {params.kinds}"
+        "senorita control-maps --clips {input.clips} --shard {wildcards.shard} --kinds {params.kinds}"
         " --params {params.control:q} --models {params.models:q} --encode {params.encode:q}"
         " --media {params.media} --out {output.maps} --rejects {output.rejects} 2> {log}"

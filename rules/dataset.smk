@@ -1,10 +1,35 @@
+# Per task, one job after its scores: the manifest (thresholds applied), the report's pictures of
+# it and its WebDataset tars, all read from the same pairs in one process. Scoring stays its own
+# job (rules/filters.smk): thresholds are a param here, not there, so changing one never re-scores.
+# Then one job for the run: the dataset card, the rejects table and the report's summary tables.
+
+# Where the task's WebDataset tars go, when the export is on (export.webdataset).
+WEBDATASET = f"{DATASET}/webdataset/{{task}}"
+
+
 rule manifest:
     input:
         # The shard pair tables (read through the pattern below) come in through the scores job,
         # whose input they are: listing them here too would double their share of DAG planning.
         scores=FILTER_SCORES,
     output:
+        # The task's WebDataset tars, only when the export is on.
+        **({"shards": directory(WEBDATASET)} if config["export"]["webdataset"] else {}),
         manifest=MANIFEST,
+        sheet=report(
+            f"{RESULTS}/report/{{task}}/contact_sheet.png",
+            caption="../workflow/report/contact_sheet.rst",
+            category="Tasks",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "contact sheet"},
+        ),
+        gif=report(
+            f"{RESULTS}/report/{{task}}/preview.gif",
+            caption="../workflow/report/preview.rst",
+            category="Tasks",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "animated preview"},
+        ),
     log:
         f"{LOGS}/manifest/{{task}}.log",
     conda:
@@ -15,38 +40,53 @@ rule manifest:
         pairs=lambda wc: PAIRS.replace("{task}", wc.task),
         shards=config["shards"],
         thresholds=lambda wc: as_json(config["filters"]["tasks"][wc.task]),
+        # The dataset root: the manifest's folder's parent (<dataset>/<task>/manifest.parquet).
+        dataset=lambda wc, output: Path(output.manifest).parent.parent,
+        sample_pairs=config["report"]["sample_pairs"],
     message:
-        "Writing the {wildcards.task} manifest"
+        "Writing the {wildcards.task} manifest, its report pictures"
+        + (" and its WebDataset tars" if config["export"]["webdataset"] else "")
     shell:
-        "senorita manifest --out {output.manifest} --shards {params.shards}"
-        " --pattern {params.pairs:q} --scores {input.scores}"
-        " --thresholds {params.thresholds:q} 2> {log}"
+        "senorita manifest --task {wildcards.task} --out {output.manifest}"
+        " --shards {params.shards} --pattern {params.pairs:q} --scores {input.scores}"
+        " --thresholds {params.thresholds:q} --dataset {params.dataset}"
+        " --sheet {output.sheet} --gif {output.gif} --pairs {params.sample_pairs}"
+        + (" --webdataset {output.shards}" if config["export"]["webdataset"] else "")
+        + " 2> {log}"
 
 
 rule dataset_card:
     input:
         catalogue=CATALOGUE,
         manifests=expand(MANIFEST, task=TASKS),
-        videos=expand(VIDEOS, shard=SHARDS),
-        clips=expand(CLIPS, shard=SHARDS),
-        rejects=expand(INGEST_REJECTS, shard=SHARDS)
-        + expand(CLIP_REJECTS, shard=SHARDS)
-        + expand(PAIR_REJECTS, task=TASKS, shard=SHARDS)
-        + (expand(CONTROL_REJECTS, shard=SHARDS) if CONTROL_KINDS else [])
-        + (expand(MASK_REJECTS, shard=SHARDS) if NEEDS_MASKS else [])
-        + (
-            expand(CAPTION_REJECTS, shard=SHARDS)
-            if config["captions"]["enabled"]
-            else []
-        ),
+        tables=card_waits_for(),
     output:
         card=f"{DATASET}/README.md",
         rejects=f"{DATASET}/rejects.parquet",
+        pairs=report(
+            f"{RESULTS}/report/pairs_per_task.html",
+            caption="../workflow/report/pairs_per_task.rst",
+            category="Dataset",
+            labels={"table": "pairs per task"},
+        ),
+        filters=report(
+            f"{RESULTS}/report/filter_pass_rates.html",
+            caption="../workflow/report/filter_pass_rates.rst",
+            category="Dataset",
+            labels={"table": "filter pass rates"},
+        ),
+        rejects_html=report(
+            f"{RESULTS}/report/rejects.html",
+            caption="../workflow/report/rejects.rst",
+            category="Dataset",
+            labels={"table": "rejected inputs"},
+        ),
     log:
         f"{LOGS}/dataset_card.log",
     conda:
         "../envs/cpu.yaml"
     params:
+        # Patterns with {shard}/{task} fields: functions, which Snakemake does not format.
         rejects=lambda wc: [INGEST_REJECTS, CLIP_REJECTS, PAIR_REJECTS]
         + ([CONTROL_REJECTS] if CONTROL_KINDS else [])
         + ([MASK_REJECTS] if NEEDS_MASKS else [])
@@ -56,31 +96,14 @@ rule dataset_card:
         videos=lambda wc: VIDEOS,
         clips=lambda wc: CLIPS,
     message:
-        "Writing the dataset card"
+        "Writing the dataset card and the report's tables"
     shell:
-        "senorita card --catalogue {input.catalogue} --manifests {input.manifests}"
+        "senorita dataset-card --catalogue {input.catalogue} --manifests {input.manifests}"
         " --shards {params.shards} --tasks {params.tasks} --rejects {params.rejects:q}"
         " --videos {params.videos:q} --clips {params.clips:q}"
-        " --out {output.card} --rejects-out {output.rejects} 2> {log}"
-
-
-rule webdataset:
-    input:
-        manifest=rules.manifest.output.manifest,
-    output:
-        shards=directory(f"{DATASET}/webdataset/{{task}}"),
-    log:
-        f"{LOGS}/webdataset/{{task}}.log",
-    conda:
-        "../envs/cpu.yaml"
-    params:
-        # The dataset root, from the manifest's path (<dataset>/<task>/manifest.parquet).
-        dataset=lambda wc, input: Path(input.manifest).parent.parent,
-    message:
-        "Exporting the {wildcards.task} pairs as WebDataset tar shards"
-    shell:
-        "senorita webdataset --manifest {input.manifest} --dataset {params.dataset}"
-        " --out {output.shards} 2> {log}"
+        " --out {output.card} --rejects-out {output.rejects}"
+        " --pairs-html {output.pairs} --filters-html {output.filters}"
+        " --rejects-html {output.rejects_html} 2> {log}"
 
 
 for _task in TASKS:

@@ -15,8 +15,9 @@ rule filter_scores:
         runtime=config["filters"]["resources"]["runtime"],
     params:
         # One job per task over all its shards (a pattern, as in the manifest rule): the filters
-        # add one job per task to the DAG, not one per task and shard. Thresholds are not here:
-        # changing one reruns only the manifest, which applies them.
+        # add one job per task to the DAG, not one per task and shard. Its own job, not part of
+        # the task's manifest job, and thresholds are not here: changing one reruns only that
+        # cheap job (which applies them), never the model.
         pairs=lambda wc: PAIRS.replace("{task}", wc.task),
         shards=config["shards"],
         scoring=as_json({k: config["filters"][k] for k in ("frames", "frozen_diff")}),

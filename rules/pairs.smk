@@ -1,20 +1,24 @@
+# The pair stages: one rule each (operator, control, grounding, reversed here; expert in
+# experts.smk), every task's job one per shard. Which tasks each rule makes, and what a job reads,
+# come from the task registry (senorita/tasks.py) through tasks_of and get_pair_inputs.
+
+
 rule operator_pairs:
     input:
-        clips=rules.clips.output.clips,
-        videos=rules.ingest.output.videos,
+        unpack(get_pair_inputs),
     output:
         pairs=PAIRS,
         rejects=PAIR_REJECTS,
     log:
         f"{LOGS}/pairs/{{task}}/{{shard}}.log",
     wildcard_constraints:
-        task="|".join(OPERATOR_TASKS) or "no-task",
+        task=tasks_of("operator"),
     group:
         "shard"
     conda:
         "../envs/cpu.yaml"
     params:
-        task=lambda wc: as_json(config["tasks"][wc.task]),
+        task=task_params,
         encode=as_json(config["encode"]),
         seed=config["seed"],
         dataset=DATASET,
@@ -22,56 +26,51 @@ rule operator_pairs:
     message:
         "Making {wildcards.task} pairs for shard {wildcards.shard}"
     shell:
-        "senorita pairs --task {wildcards.task} --shard {wildcards.shard}"
-        " --clips {input.clips} --videos {input.videos} --params {params.task:q}"
-        " --seed {params.seed} --encode {params.encode:q} --dataset {params.dataset}"
-        " --max-words {params.max_words}"
+        "senorita operator-pairs --task {wildcards.task} --shard {wildcards.shard}"
+        " --clips {input.clips} --params {params.task:q} --seed {params.seed}"
+        " --encode {params.encode:q} --dataset {params.dataset} --max-words {params.max_words}"
         " --out {output.pairs} --rejects {output.rejects} 2> {log}"
 
 
 rule control_pairs:
     input:
-        clips=rules.clips.output.clips,
-        videos=rules.ingest.output.videos,
-        control=rules.control_maps.output.maps,
+        unpack(get_pair_inputs),
     output:
         pairs=PAIRS,
         rejects=PAIR_REJECTS,
     log:
         f"{LOGS}/pairs/{{task}}/{{shard}}.log",
     wildcard_constraints:
-        task="|".join(CONTROL_TASKS) or "no-task",
+        task=tasks_of("control"),
     conda:
         "../envs/cpu.yaml"
     params:
-        task=lambda wc: as_json(config["tasks"][wc.task]),
+        task=task_params,
         seed=config["seed"],
         dataset=DATASET,
     message:
         "Making {wildcards.task} pairs for shard {wildcards.shard} from its control maps"
     shell:
         "senorita control-pairs --task {wildcards.task} --shard {wildcards.shard}"
-        " --clips {input.clips} --videos {input.videos} --control {input.control}"
-        " --params {params.task:q} --seed {params.seed} --dataset {params.dataset}"
+        " --clips {input.clips} --control {input.control} --params {params.task:q}"
+        " --seed {params.seed} --dataset {params.dataset}"
         " --out {output.pairs} --rejects {output.rejects} 2> {log}"
 
 
 rule grounding_pairs:
     input:
-        clips=rules.clips.output.clips,
-        videos=rules.ingest.output.videos,
-        masks=rules.masks.output.masks,
+        unpack(get_pair_inputs),
     output:
         pairs=PAIRS,
         rejects=PAIR_REJECTS,
     log:
         f"{LOGS}/pairs/{{task}}/{{shard}}.log",
     wildcard_constraints:
-        task="|".join(MASK_TASKS) or "no-task",
+        task=tasks_of("grounding"),
     conda:
         "../envs/cpu.yaml"
     params:
-        task=lambda wc: as_json(config["tasks"][wc.task]),
+        task=task_params,
         encode=as_json(config["encode"]),
         seed=config["seed"],
         dataset=DATASET,
@@ -80,7 +79,33 @@ rule grounding_pairs:
         "Making {wildcards.task} pairs for shard {wildcards.shard} from its object masks"
     shell:
         "senorita grounding-pairs --task {wildcards.task} --shard {wildcards.shard}"
-        " --clips {input.clips} --videos {input.videos} --masks {input.masks}"
-        " --params {params.task:q} --seed {params.seed} --encode {params.encode:q}"
-        " --dataset {params.dataset} --max-words {params.max_words}"
+        " --clips {input.clips} --masks {input.masks} --params {params.task:q}"
+        " --seed {params.seed} --encode {params.encode:q} --dataset {params.dataset}"
+        " --max-words {params.max_words} --out {output.pairs} --rejects {output.rejects}"
+        " 2> {log}"
+
+
+rule reversed_pairs:
+    input:
+        unpack(get_pair_inputs),
+    output:
+        pairs=PAIRS,
+        rejects=PAIR_REJECTS,
+    log:
+        f"{LOGS}/pairs/{{task}}/{{shard}}.log",
+    wildcard_constraints:
+        task=tasks_of("reversed"),
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        task=task_params,
+        seed=config["seed"],
+        dataset=DATASET,
+        max_words=config["instructions"]["max_words"],
+    message:
+        "Making {wildcards.task} pairs for shard {wildcards.shard} by reversing {input.forward}"
+    shell:
+        "senorita reversed-pairs --task {wildcards.task} --shard {wildcards.shard}"
+        " --clips {input.clips} --forward {input.forward} --params {params.task:q}"
+        " --seed {params.seed} --dataset {params.dataset} --max-words {params.max_words}"
         " --out {output.pairs} --rejects {output.rejects} 2> {log}"

@@ -40,7 +40,7 @@ rule train_expert:
     message:
         "Training the {wildcards.expert} expert"
     shell:
-        "{params.launch} train --expert {wildcards.expert} --params {params.train:q}"
+        "{params.launch} train-expert --expert {wildcards.expert} --params {params.train:q}"
         " --results {params.results} --shards {params.shards} --work {params.work}"
         " --out {output.final} 2> {log}"
 

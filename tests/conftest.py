@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from senorita.tasks import MAKERS
+from senorita.tasks import task_ids
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -20,7 +20,14 @@ BIN = Path(sys.executable).parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # The tasks made by operators: the six every default run builds.
-OPERATOR_TASKS = [t for t, stage in MAKERS.items() if stage == "operator"]
+OPERATOR_TASKS = task_ids("operator")
+
+
+def only_tasks(*enabled: str) -> dict[str, dict[str, bool]]:
+    """A config's ``tasks`` section enabling ``enabled`` and no other registered task."""
+    unknown = set(enabled) - set(task_ids())
+    assert not unknown, f"not registered: {unknown}"
+    return {t: {"enabled": t in enabled} for t in task_ids()}
 
 
 def snakemake(

@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 from conftest import REPO
+from senorita.attribution import VIDEO_FIELDS
+from senorita.attribution import plain as _plain
 from senorita.card import clip_yield
 from senorita.catalogue import build_catalogue
 from senorita.clips import choose_windows, clip_shard
@@ -209,6 +211,62 @@ def test_rerun_changes_nothing(clipped):
     pd.testing.assert_frame_equal(before, again)
 
 
+ATTRIBUTION = {
+    # a Pexels shard: an int id for every video, a missing author page
+    "pexels": {
+        "origin": "pexels",
+        "licence": "Pexels License",
+        "author": ["Ann", "Bo", None],
+        "author_url": ["https://p/a", None, "https://p/c"],
+        "page_url": "https://p/v",
+        "source_name": "pexels",
+        "pexels_id": [101, 102, 103],
+        "rendition": ["sd 640x360 video/mp4 (file 1)", "hd", "sd"],
+    },
+    # a local folder: no Pexels columns at all
+    "local": {"origin": "local", "licence": None, "author": None, "source_name": "x.mp4"},
+    # ids missing for some videos: a float column with NaN
+    "mixed": {"origin": "mixed", "licence": "CC0-1.0", "pexels_id": [7.0, float("nan"), 9.0]},
+}
+
+
+@pytest.mark.parametrize("case", sorted(ATTRIBUTION))
+def test_clip_rows_carry_their_videos_attribution_as_the_pairs_read_it(footage, tmp_path, case):
+    """Each clip row carries its video's attribution; a pair job reading it from the clip row gets
+    the very values (and types) it got from the ingest table, so the manifests do not change."""
+    facts, _ = check_video(footage / "single_8fps_33.mp4", INGEST, CLIPS)
+    path = str(footage / "single_8fps_33.mp4")
+    videos = pd.DataFrame(
+        [{"video_id": f"v{i}", "path": path, "sha256": "x", **facts} for i in range(3)]
+    )
+    videos = videos.assign(**ATTRIBUTION[case])
+    videos.to_parquet(tmp_path / "videos.parquet")
+    clip_shard(
+        tmp_path / "videos.parquet", 0, CLIPS, tmp_path / "clips.parquet",
+        tmp_path / "rejects.parquet", tmp_path / "media",
+    )  # fmt: skip
+    clips = pd.read_parquet(tmp_path / "clips.parquet")
+    assert len(clips) == 3 and list(clips.columns[-len(VIDEO_FIELDS) :]) == VIDEO_FIELDS
+    # As the pair job read them before (from the ingest table) and reads them now (the clip row).
+    table = pd.read_parquet(tmp_path / "videos.parquet").set_index("video_id")
+    before = [
+        {f: _plain(table.loc[c["video_id"]].get(f)) for f in VIDEO_FIELDS}
+        for c in clips.to_dict("records")
+    ]
+    after = [{f: _plain(c.get(f)) for f in VIDEO_FIELDS} for c in clips.to_dict("records")]
+    assert after == before
+    assert [[type(v) for v in row.values()] for row in after] == [
+        [type(v) for v in row.values()] for row in before
+    ]
+    a, b = pd.DataFrame(before), pd.DataFrame(after)
+    pd.testing.assert_frame_equal(a, b)
+    if case == "pexels":
+        assert [r["pexels_id"] for r in after] == [101, 102, 103]
+        assert type(after[0]["pexels_id"]) is int and after[1]["author_url"] is None
+    if case == "mixed":
+        assert [r["pexels_id"] for r in after] == [7.0, None, 9.0]
+
+
 def test_card_reports_the_clip_yield(clipped):
     work = clipped["work"]
     rejects = pd.concat([clipped["ingest_rejects"], clipped["clip_rejects"]], ignore_index=True)
@@ -232,10 +290,10 @@ def test_card_reports_the_clip_yield(clipped):
 
 
 def test_ingest_and_clips_log_progress_lines(footage, tmp_path, monkeypatch, caplog):
-    import senorita.clips
     import senorita.ingest
+    import senorita.shards
 
-    for module in (senorita.ingest, senorita.clips):
+    for module in (senorita.ingest, senorita.shards):
         monkeypatch.setattr(module, "Progress", functools.partial(Progress, every_s=0))
     source = {"kind": "local", "local": {"path": str(footage), "patterns": ["single_*.mp4"]}}
     build_catalogue(source, 1, tmp_path / "catalogue.parquet")

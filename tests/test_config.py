@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import snakemake
-from senorita.tasks import MAKERS
+from conftest import only_tasks, snakemake
+from senorita.tasks import task_ids
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_a_missing_expert_checkpoint_stops_only_its_tasks(tmp_path):
     config = {
         "shards": 1,
         "source": {"demo": {"videos": 2}},
-        "tasks": {t: {"enabled": t in ("deblur", "object_removal")} for t in MAKERS},
+        "tasks": only_tasks("deblur", "object_removal"),
         "captions": {"enabled": False},
         "export": {"webdataset": False},
         "experts": {"remover": {"id": None}},
@@ -52,7 +52,7 @@ def test_a_missing_expert_checkpoint_stops_only_its_tasks(tmp_path):
 def test_default_config_plans_every_built_task(tmp_path):
     proc = snakemake(tmp_path, "-n", "all")
     out = proc.stdout + proc.stderr
-    for task in MAKERS:
+    for task in task_ids():
         assert f"dataset/{task}/manifest.parquet" in out
 
 

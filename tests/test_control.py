@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 
 from senorita import control as control_mod
+from senorita.atomic import read_provenance
 from senorita.clips import CLIP_COLUMNS
 from senorita.control import control_shard
-from senorita.pairs import CONTROL_TASKS, make_control_pairs
+from senorita.pairs import PairJob, make_task_pairs
 from senorita.scribble import fake_scribble, ridge_nms, thin
+from senorita.tasks import get, task_ids
 from senorita.testing.tiny import build_tiny_models
 from senorita.video import probe, read_frames, write_frames
 
@@ -92,6 +94,10 @@ def shard(tmp_path_factory):
                 "width": w,
                 "path": str(path),
                 "sha256": "",
+                "origin": "test",
+                "licence": "CC0-1.0",
+                "author": "a",
+                "source_name": "x.mp4",
             }
         )
     clips = root / "clips.parquet"
@@ -162,6 +168,45 @@ def test_control_maps_are_videos_aligned_with_their_clips(shard):
             luma = maps[..., 0]
             assert np.mean((luma < 48) | (luma > 207)) > 0.95  # binary up to H.264 noise
     assert not (shard["root"] / "control.parquet.journal.jsonl").exists()
+    prov = read_provenance(shard["root"] / "control.parquet")
+    assert prov["stage"] == "control" and prov["code_version"]
+    assert prov["params"]["kinds"] == ["depth", "hed", "scribble", "canny"]
+    assert prov["params"]["models"]["depth"]["id"] == shard["models"]["depth"]["id"]
+    assert read_provenance(shard["root"] / "control.rejects.parquet") == prov
+
+
+def test_a_rejected_clip_is_journaled_and_not_redone_on_resume(shard, tmp_path, monkeypatch):
+    clips = pd.read_parquet(shard["clips"])
+    broken = {**clips.iloc[0].to_dict(), "clip_id": "broken", "video_id": "video9"}
+    broken["path"] = str(tmp_path / "missing.mp4")  # unreadable: a reject, not a failed job
+    table = pd.concat([clips.iloc[:1], pd.DataFrame([broken]), clips.iloc[1:]], ignore_index=True)
+    table.to_parquet(tmp_path / "clips.parquet")
+    reads = []
+    real_read = control_mod.read_frames
+
+    def reading(path, die_at=None):
+        reads.append(Path(path).stem)
+        if len(reads) == die_at:
+            raise KeyboardInterrupt("killed")
+        return real_read(path)
+
+    def run(die_at=None):
+        monkeypatch.setattr(control_mod, "read_frames", lambda p: reading(p, die_at))
+        return control_shard(
+            tmp_path / "clips.parquet", 0, ["canny"], CONTROL_CFG, {}, ENCODE,
+            tmp_path / "media", tmp_path / "maps.parquet", tmp_path / "rejects.parquet",
+        )  # fmt: skip
+
+    with pytest.raises(KeyboardInterrupt):
+        run(die_at=3)  # clip0 made, the broken clip rejected, killed on clip1
+    assert reads == ["clip0", "missing", "clip1"]
+    reads.clear()
+    maps = run()
+    assert reads == ["clip1"]  # neither the finished clip nor the rejected one is redone
+    assert list(maps["clip_id"]) == ["clip0", "clip1"]
+    rejects = pd.read_parquet(tmp_path / "rejects.parquet")
+    assert list(rejects["video_id"]) == ["video9"] and set(rejects["stage"]) == {"control"}
+    assert rejects["path"].iloc[0] == broken["path"]
 
 
 def test_a_killed_control_job_resumes_without_redoing_finished_clips(shard, monkeypatch):
@@ -190,25 +235,30 @@ def test_a_killed_control_job_resumes_without_redoing_finished_clips(shard, monk
     assert len(counted) == 1 and len(table) == 2 and not journal.exists()
 
 
-@pytest.mark.parametrize("task", sorted(CONTROL_TASKS))
+def control_pairs(shard, task, control, root):
+    """The control-pairs job of ``task`` for the test shard, from the ``control`` map table."""
+    job = PairJob(
+        task,
+        0,
+        shard["clips"],
+        {"clip_fraction": 1.0},
+        0,
+        root / "pairs.parquet",
+        dataset=root / "dataset",
+        rejects=root / "rejects.parquet",
+        control=control,
+    )
+    return make_task_pairs(job, stage="control")
+
+
+@pytest.mark.parametrize("task", task_ids("control"))
 def test_detector_pairs_link_the_clip_and_its_map(shard, task, tmp_path):
     control = shard["root"] / "control.parquet"
     if not control.exists():
         run_control(shard)
-    kind, map_is_target = CONTROL_TASKS[task]
+    kind, map_is_target = get(task).control, get(task).map_is_target
     dataset = tmp_path / "dataset"
-    df = make_control_pairs(
-        task,
-        0,
-        shard["clips"],
-        shard["videos"],
-        control,
-        {"clip_fraction": 1.0},
-        0,
-        dataset,
-        tmp_path / "pairs.parquet",
-        tmp_path / "rejects.parquet",
-    )
+    df = control_pairs(shard, task, control, tmp_path)
     assert len(df) == 2
     maps = pd.read_parquet(control)
     clips = pd.read_parquet(shard["clips"]).set_index("clip_id")
@@ -230,18 +280,7 @@ def test_a_clip_without_a_map_is_a_recorded_reject(shard, tmp_path):
     maps = pd.read_parquet(control)
     partial = tmp_path / "partial.parquet"
     maps[maps["clip_id"] != "clip1"].to_parquet(partial)
-    df = make_control_pairs(
-        "depth_detection",
-        0,
-        shard["clips"],
-        shard["videos"],
-        partial,
-        {"clip_fraction": 1.0},
-        0,
-        tmp_path / "dataset",
-        tmp_path / "pairs.parquet",
-        tmp_path / "rejects.parquet",
-    )
+    df = control_pairs(shard, "depth_detection", partial, tmp_path)
     rejects = pd.read_parquet(tmp_path / "rejects.parquet")
     assert list(df["clip_id"]) == ["clip0"]
     assert len(rejects) == 1 and "no depth map" in rejects["reason"].iloc[0]
@@ -293,3 +332,8 @@ def test_captions_are_short_and_fit_clips_token_limit(shard, tmp_path):
     word, n, truncated = fit_clip_tokens("x" * 100, tokenizer, 77)  # one overlong "word"
     assert truncated and n <= 77 and word and set(word) == {"x"}
     assert fit_clip_tokens("a dog", tokenizer, 77) == ("a dog", 6, False)  # a</w> d o g</w> + 2
+    # The table records what made it, as the pair tables do.
+    prov = read_provenance(tmp_path / "captions.parquet")
+    assert prov["stage"] == "captions" and prov["params"]["params"]["frames"] == cfg["frames"]
+    assert prov["params"]["models"]["captioner"]["id"] == str(tiny["captioner"])
+    assert read_provenance(tmp_path / "rejects.parquet") == prov

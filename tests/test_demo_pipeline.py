@@ -20,7 +20,7 @@ from senorita.atomic import read_provenance
 from senorita.masks import load_masks
 from senorita.operators.canny import canny_edges
 from senorita.operators.cut import region_mask
-from senorita.tasks import MAKERS
+from senorita.tasks import task_ids
 from senorita.video import probe, read_frames
 
 
@@ -306,7 +306,7 @@ def test_grounding_pairs_come_from_the_masks_stage(demo_run):
         target = read_frames(tgt)[..., 0].astype(int)
         assert np.abs(target - mask * 255).mean() < 8  # the mask, white on black
     # Every built task has its manifest.
-    assert all((demo_run / "dataset" / t / "manifest.parquet").exists() for t in MAKERS)
+    assert all((demo_run / "dataset" / t / "manifest.parquet").exists() for t in task_ids())
 
 
 def test_expert_tasks_are_made_by_the_experts_trained_in_the_run(demo_run):

@@ -17,13 +17,15 @@ from test_masks import tiny as tiny  # a fixture
 
 from conftest import snakemake
 from senorita.checkpoints import check_expert, gated_models, hub_token_problem
-from senorita.expert_pairs import llm_answers, make_expert_pairs, make_reversed_pairs
+from senorita.expert_tasks import stylizer_prompt
 from senorita.experts import PIPELINES
-from senorita.experts.local_stylizer import stylizer_prompt
+from senorita.experts.pipeline import cpu_generator
 from senorita.instructions import indefinite_article
+from senorita.llm_answers import llm_answers
 from senorita.masks import dilate, load_masks
 from senorita.models import ModelSpec
 from senorita.models.llm import AnswerCache, ChatLLM, propose, validate, validate_instruction
+from senorita.pairs import PairJob, make_task_pairs
 from senorita.testing.tiny import build_tiny_models
 from senorita.video import probe, read_frames
 
@@ -172,42 +174,43 @@ def answers(shard, experts_cfg, task, name, **kw):
     """The language-model job of ``task`` for the test shard (its own job, before the expert's)."""
     root = shard["root"]
     out = root / f"{name}.llm.jsonl"
-    llm_answers(
+    job = PairJob(
         task,
         0,
         shard["clips"],
-        kw.get("masks", root / "masks.parquet"),
-        kw.get("captions"),
         {"clip_fraction": 1.0},
-        experts_cfg,
-        shard["models"],
         0,
         out,
         max_words=12,
+        masks=kw.get("masks", root / "masks.parquet"),
+        captions=kw.get("captions"),
+        experts=experts_cfg,
+        models=shard["models"],
     )
+    llm_answers(job)
     return out
 
 
 def expert_pairs(shard, experts_cfg, task, name, cache, control=None, captions=None):
     root = shard["root"]
-    return make_expert_pairs(
+    job = PairJob(
         task,
         0,
         shard["clips"],
-        shard["videos"],
-        root / "masks.parquet",
-        control,
-        captions,
         {"clip_fraction": 1.0},
-        experts_cfg,
         0,
-        ENCODE,
-        root / "dataset",
         root / f"{name}.parquet",
-        root / f"{name}.rejects.parquet",
-        cache,
+        dataset=root / "dataset",
+        rejects=root / f"{name}.rejects.parquet",
+        encode=ENCODE,
         max_words=12,
+        masks=root / "masks.parquet",
+        control=control,
+        captions=captions,
+        answers=cache,
+        experts=experts_cfg,
     )
+    return make_task_pairs(job, stage="expert")
 
 
 @pytest.fixture(scope="module")
@@ -271,19 +274,19 @@ def test_removal_pairs_are_the_clip_and_the_remover_output(shard, experts_cfg, r
 def test_addition_pairs_reverse_the_removal_files(shard, removal_pairs):
     root = shard["root"]
     forward = removal_pairs
-    added = make_reversed_pairs(
+    job = PairJob(
         "object_addition",
         0,
         shard["clips"],
-        shard["videos"],
-        root / "removal.parquet",
         {"clip_fraction": 1.0},
         0,
-        root / "dataset",
         root / "addition.parquet",
-        root / "addition.rejects.parquet",
+        dataset=root / "dataset",
+        rejects=root / "addition.rejects.parquet",
         max_words=12,
+        forward=root / "removal.parquet",
     )
+    added = make_task_pairs(job, stage="reversed")
     assert len(added) == len(forward) == 2
     by_clip = forward.set_index("clip_id")
     for row in added.to_dict("records"):
@@ -495,17 +498,18 @@ def test_swap_paste_back_keeps_the_source_outside_the_mask_in_every_frame(more_e
     mask = dilate(mask, 2)
     cfg = more_experts["inpainter"]
     filler = FrameFiller.load(cfg["frame_filler"])
-    first = filler(frames[0], mask[0], "a cat", seed=1)
+    first = filler(image=frames[0], mask_image=mask[0], prompt="a cat", generator=cpu_generator(1))
     # FLUX returns a whole frame: outside the mask it is its VAE's round trip, not the source.
     assert not np.array_equal(first[~mask[0]], frames[0][~mask[0]])
     pipe = PIPELINES["inpainter"].from_pretrained(cfg["id"])
     pipe.set_progress_bar_config(disable=True)
-    out = pipe(frames, mask, first, "cat", num_inference_steps=2, seed=0, paste_back=True)
+    call = {"video": frames, "mask_video": mask, "image": first, "prompt": "It's cat."}
+    out = pipe(**call, num_inference_steps=2, generator=cpu_generator(0), paste_back=True)
     for t in range(N):
         outside = ~mask[t]
         assert np.array_equal(out.frames[t][outside], frames[t][outside]), f"frame {t}"
         assert np.array_equal(out.frames[t][mask[t]], out.generated[t][mask[t]])
-    raw = pipe(frames, mask, first, "cat", num_inference_steps=2, seed=0, paste_back=False)
+    raw = pipe(**call, num_inference_steps=2, generator=cpu_generator(0), paste_back=False)
     assert np.array_equal(raw.frames, raw.generated)
 
 

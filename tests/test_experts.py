@@ -18,6 +18,7 @@ from senorita.experts import (
     CogVideoXControlTransformer3DModel,
     widen_input,
 )
+from senorita.experts.pipeline import cpu_generator
 from senorita.testing.tiny import EXPERTS, build_tiny_models, tiny_transformer
 
 T, H, W = 9, 64, 112  # 8k+1 frames, multiples of 16
@@ -123,27 +124,20 @@ def clip():
     return frames, mask
 
 
-def run(name, pipe, frames, mask, **kw):
+def run(name, pipe, frames, mask, seed, **kw):
+    """The expert's pipeline on the clip, called as the expert job calls it (keywords)."""
+    kw.update(video=frames, num_inference_steps=2, generator=cpu_generator(seed))
     if name == "remover":
-        return pipe(frames, mask, "dog", num_inference_steps=2, **kw)
+        return pipe(mask_video=mask, prompt="Remove dog", negative_prompt="Generate dog", **kw)
     if name == "local_stylizer":
-        return pipe(
-            frames, mask, "dog", "golden", frames, frames, frames, num_inference_steps=2, **kw
-        )
+        controls = [frames, frames, frames]
+        return pipe(mask_video=mask, control_video=controls, prompt="It's a golden dog.", **kw)
     if name == "global_stylizer":
         kw.pop("paste_back", None)
-        return pipe(
-            frames,
-            frames[0],
-            "a dog",
-            "ukiyo-e",
-            frames,
-            frames,
-            frames,
-            num_inference_steps=2,
-            **kw,
-        )
-    return pipe(frames, mask, frames[0], "cat", num_inference_steps=2, **kw)
+        controls = [frames, frames, frames]
+        prompt = "a dog, in ukiyo-e style."
+        return pipe(image=frames[0], control_video=controls, prompt=prompt, **kw)
+    return pipe(mask_video=mask, image=frames[0], prompt="It's cat.", **kw)
 
 
 @pytest.mark.parametrize("name", EXPERTS)
@@ -185,7 +179,9 @@ def test_frames_the_vae_cannot_take_are_refused(experts, clip):
     frames, mask = clip
     for t in (8, 5):  # 5 is 4k+1, but makes an even number of latent frames
         with pytest.raises(ValueError, match="8k\\+1"):
-            experts["remover"](frames[:t], mask[:t], "dog", num_inference_steps=1)
+            experts["remover"](
+                video=frames[:t], mask_video=mask[:t], prompt="Remove dog", num_inference_steps=1
+            )
 
 
 def test_the_frame_zero_editors_round_trip_and_are_seeded(tmp_path, clip):
@@ -197,13 +193,24 @@ def test_the_frame_zero_editors_round_trip_and_are_seeded(tmp_path, clip):
     filler = FrameFiller.load(
         {**common, "id": str(folders["frame_filler"]), "guidance": 30.0, "max_sequence_length": 16}
     )
-    filled = filler(frames[0], mask[0], "a cat", seed=1)
+
+    def fill(seed):
+        return filler(
+            image=frames[0], mask_image=mask[0], prompt="a cat", generator=cpu_generator(seed)
+        )
+
+    filled = fill(1)
     assert filled.shape == (H, W, 3) and filled.dtype == np.uint8
-    assert np.array_equal(filled, filler(frames[0], mask[0], "a cat", seed=1))
+    assert np.array_equal(filled, fill(1))
     stylizer = FrameStylizer.load(
         {**common, "id": str(folders["frame_stylizer"]), "guidance": 7.5, "controlnet": None}
     )
-    styled = stylizer(frames[0], "a dog, in ukiyo-e style", seed=1)
+
+    def style(seed):
+        prompt = "a dog, in ukiyo-e style"
+        return stylizer(image=frames[0], prompt=prompt, generator=cpu_generator(seed))
+
+    styled = style(1)
     assert styled.shape == (H, W, 3) and styled.dtype == np.uint8
-    assert np.array_equal(styled, stylizer(frames[0], "a dog, in ukiyo-e style", seed=1))
-    assert not np.array_equal(styled, stylizer(frames[0], "a dog, in ukiyo-e style", seed=2))
+    assert np.array_equal(styled, style(1))
+    assert not np.array_equal(styled, style(2))

@@ -1,4 +1,5 @@
-"""The three filters (stage 8): CLIP loader, scores, thresholds, and the scoring/threshold split."""
+"""The three filters (stage 8): CLIP loader, scores, thresholds, and the scoring/threshold split
+(``senorita.filters.scoring`` in the filter_scores job, ``.thresholds`` in the manifest job)."""
 
 from __future__ import annotations
 
@@ -14,23 +15,21 @@ import pytest
 from snakemake.utils import validate
 
 from conftest import REPO, snakemake
-from senorita.filters import (
+from senorita.filters import SCORES
+from senorita.filters.scoring import (
     SCORE_COLUMNS,
-    SCORES,
     PairScorer,
-    apply_filters,
-    judge,
-    parse_bounds,
-    pass_rates,
     quality_scores,
     sample_indices,
     score_task,
 )
+from senorita.filters.thresholds import apply_filters, judge, parse_bounds
 from senorita.journal import Journal
 from senorita.manifest import build_manifest
 from senorita.models import ModelSpec
 from senorita.models.clip import ClipEmbedder
-from senorita.tasks import MAKERS
+from senorita.summary import pass_rates
+from senorita.tasks import task_ids
 from senorita.testing.tiny import build_tiny_models
 from senorita.video import write_frames
 
@@ -345,7 +344,7 @@ def test_every_demo_pair_has_its_scores_and_a_verdict(demo_run):
     card = (demo_run / "dataset" / "README.md").read_text()
     assert "## Filters" in card
     tasks = sorted(p.parent.name for p in (demo_run / "dataset").glob("*/manifest.parquet"))
-    assert tasks == sorted(MAKERS)  # every built task
+    assert tasks == sorted(task_ids())  # every built task
     for task in tasks:
         m = pd.read_parquet(demo_run / "dataset" / task / "manifest.parquet")
         assert len(m) and m["pair_id"].is_unique
@@ -390,5 +389,5 @@ def test_changing_a_threshold_reruns_only_the_thresholding(demo_run, tmp_path):
     # Changing what is scored (frames per video) does rescore.
     rescore = {**changed, "filters": {**changed["filters"], "frames": 3}}
     assert planned(snakemake(work, "-n", "all", config=rescore).stdout)["filter_scores"] == len(
-        MAKERS
+        task_ids()
     )

@@ -17,14 +17,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import BIN, REPO, neutral_table, snakemake
-from senorita.tasks import MAKERS
+from conftest import BIN, REPO, neutral_table, only_tasks, snakemake
 
 pytestmark = pytest.mark.e2e
 
 # A cut-down default: one operator task and one model task (control maps: a journaled GPU stage).
 CONFIG = {
-    "tasks": {t: {"enabled": t in ("deblur", "depth_detection")} for t in MAKERS},
+    "tasks": only_tasks("deblur", "depth_detection"),
     "captions": {"enabled": False},
     "export": {"webdataset": False},
 }

@@ -7,9 +7,8 @@ import subprocess
 import pandas as pd
 import pytest
 
-from conftest import snakemake
+from conftest import only_tasks, snakemake
 from senorita.sources.demo import generate_video
-from senorita.tasks import MAKERS
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,7 @@ def test_bad_files_land_in_rejects_and_good_files_become_clips(messy_folder, tmp
     config = {
         "shards": 2,
         "source": {"kind": "local", "local": {"path": str(messy_folder)}},
-        "tasks": {t: {"enabled": t == "colorization"} for t in MAKERS},
+        "tasks": only_tasks("colorization"),
     }
     snakemake(tmp_path, "--cores", "2", "all", config=config)
     rejects = pd.read_parquet(tmp_path / "dataset" / "rejects.parquet")
@@ -91,7 +90,7 @@ def test_the_same_file_under_two_names_gives_distinct_clips(tmp_path):
     config = {
         "shards": 1,
         "source": {"kind": "local", "local": {"path": str(folder)}},
-        "tasks": {t: {"enabled": t == "colorization"} for t in MAKERS},
+        "tasks": only_tasks("colorization"),
         "captions": {"enabled": False},
     }
     snakemake(tmp_path / "run", "--cores", "2", "all", config=config)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from conftest import REPO
+from senorita.atomic import read_provenance
 from senorita.clips import CLIP_COLUMNS
 from senorita.masks import (
     MASK_COLUMNS,
@@ -32,7 +33,7 @@ from senorita.models import ModelSpec
 from senorita.models.detector import Box, BoxDetector
 from senorita.models.segmenter import VideoSegmenter
 from senorita.models.vlm import ObjectLister
-from senorita.pairs import make_grounding_pairs
+from senorita.pairs import PairJob, make_task_pairs
 from senorita.testing.tiny import build_tiny_models
 from senorita.video import probe, read_frames, write_frames
 
@@ -105,6 +106,9 @@ def shard(tiny):
                 "width": W,
                 "path": str(path),
                 "sha256": "",
+                "origin": "test",
+                "licence": "CC0-1.0",
+                "author": "a",
             }
         )
     clips = root / "clips.parquet"
@@ -320,6 +324,42 @@ def test_mask_shard_records_objects_and_masks_per_clip(shard):
     )
 
 
+def test_a_killed_mask_job_resumes_without_redoing_finished_clips(shard, monkeypatch):
+    if not (shard["root"] / "masks.parquet").exists():
+        run(shard, "masks")
+    whole = pd.read_parquet(shard["root"] / "masks.parquet")
+    asked, segmented = [], []
+    real_vlm, real_objects = ObjectLister.__call__, Annotator.objects
+
+    def vlm(self, images):
+        asked.append(len(images))
+        return real_vlm(self, images)
+
+    def objects(self, frames, phrases):
+        segmented.append(1)
+        if die and len(segmented) == 2:
+            raise KeyboardInterrupt("killed")
+        return real_objects(self, frames, phrases)
+
+    monkeypatch.setattr(ObjectLister, "__call__", vlm)
+    monkeypatch.setattr(Annotator, "objects", objects)
+    die = True
+    with pytest.raises(KeyboardInterrupt):
+        run(shard, "resumed")
+    assert asked == [2]  # both clips' key frames in one VLM batch (batch_size 2)
+    journal = shard["root"] / "resumed.parquet.journal.jsonl"
+    assert len(journal.read_text().splitlines()) == 1
+    asked.clear(), segmented.clear()
+    die = False
+    run(shard, "resumed")
+    assert asked == [1] and segmented == [1] and not journal.exists()
+    table = pd.read_parquet(shard["root"] / "resumed.parquet")
+    table["mask_path"] = table["mask_path"].str.replace("/resumed/", "/masks/")
+    pd.testing.assert_frame_equal(table, whole)
+    prov = read_provenance(shard["root"] / "resumed.parquet")
+    assert prov["stage"] == "masks" and set(prov["params"]["models"]) == set(FAMILIES)
+
+
 def test_a_clip_without_objects_is_a_recorded_reason_not_a_failure(shard, monkeypatch):
     # No box scores above 1: nothing is found, every clip says why, and no mask file is left.
     table = run(shard, "nobox", box_threshold=1.0)
@@ -337,39 +377,33 @@ def test_a_clip_without_objects_is_a_recorded_reason_not_a_failure(shard, monkey
     assert len(reasons) == 2 and reasons.str.startswith("the VLM named no objects").all()
     # The grounding task makes no rows (and no pair rejects) from such a shard.
     root = shard["root"]
-    pairs = make_grounding_pairs(
+    pairs = grounding_pairs(shard, root / "nobox.parquet", "dataset-empty", "g-empty")
+    assert pairs.empty and pd.read_parquet(root / "g-empty.rejects.parquet").empty
+
+
+def grounding_pairs(shard, masks, dataset, name, max_words=None):
+    """The grounding-pairs job of the test shard from the ``masks`` table."""
+    root = shard["root"]
+    job = PairJob(
         "grounding",
         0,
         shard["clips"],
-        shard["videos"],
-        root / "nobox.parquet",
         {"clip_fraction": 1.0},
         0,
-        ENCODE,
-        root / "dataset-empty",
-        root / "g-empty.parquet",
-        root / "g-empty.rejects.parquet",
+        root / f"{name}.parquet",
+        dataset=root / dataset,
+        rejects=root / f"{name}.rejects.parquet",
+        encode=ENCODE,
+        max_words=max_words,
+        masks=masks,
     )
-    assert pairs.empty and pd.read_parquet(root / "g-empty.rejects.parquet").empty
+    return make_task_pairs(job, stage="grounding")
 
 
 def test_grounding_pairs_are_the_clip_and_its_object_mask_video(shard):
     root = shard["root"]
     run(shard, "masks")
-    pairs = make_grounding_pairs(
-        "grounding",
-        0,
-        shard["clips"],
-        shard["videos"],
-        root / "masks.parquet",
-        {"clip_fraction": 1.0},
-        0,
-        ENCODE,
-        root / "dataset",
-        root / "g.parquet",
-        root / "g.rejects.parquet",
-        max_words=40,
-    )
+    pairs = grounding_pairs(shard, root / "masks.parquet", "dataset", "g", max_words=40)
     assert len(pairs) == 2
     for row in pairs.to_dict("records"):
         params = json.loads(row["params"])

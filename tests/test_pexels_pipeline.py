@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 from pexels_helpers import KEY, files_containing
 
-from conftest import snakemake
-from senorita.tasks import MAKERS
+from conftest import only_tasks, snakemake
 from senorita.testing.pexels_server import PexelsServer, Plan, fake_videos, make_media
 
 
@@ -27,9 +26,7 @@ def test_pipeline_end_to_end_with_pexels(tmp_path):
             "encode": {"preset": "ultrafast"},
             # One task of each kind of maker before the experts (an operator, a control-map
             # model, the masks models): every stage that could leak the key, in a minute.
-            "tasks": {
-                t: {"enabled": t in ("deblur", "depth_detection", "grounding")} for t in MAKERS
-            },
+            "tasks": only_tasks("deblur", "depth_detection", "grounding"),
             "export": {"webdataset": False},
         }
         proc = snakemake(workdir, "--cores", "2", "all", config=config, env={"PEXELS_API_KEY": KEY})

@@ -18,11 +18,10 @@ import pandas as pd
 import pytest
 from pexels_helpers import KEY, files_containing, full_config
 
-from conftest import snakemake
+from conftest import only_tasks, snakemake
 from senorita.catalogue import build_catalogue
 from senorita.ingest import ingest_shard
 from senorita.sources.pexels import DownloadsIncomplete
-from senorita.tasks import MAKERS
 from senorita.testing.pexels_server import PexelsServer, Plan, fake_videos, make_media
 
 CLIPS = {"frames": 33, "stride": 2}
@@ -190,7 +189,7 @@ def test_workflow_rerun_fetches_what_a_dropping_host_left_pending(tmp_path):
             },
             "shards": 2,
             "encode": {"preset": "ultrafast"},
-            "tasks": {t: {"enabled": t == "deblur"} for t in MAKERS},
+            "tasks": only_tasks("deblur"),
             "captions": {"enabled": False},
             "export": {"webdataset": False},
         }

@@ -94,9 +94,7 @@ def test_killed_clip_job_resumes_without_redoing_finished_clips(tmp_path):
     assert not out.exists(), "the job finished before it could be killed; make it slower"
     done = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
     assert 1 <= len(done) < 4
-    finished = {
-        c["path"]: os.stat(c["path"]).st_mtime_ns for d in done for c in d["value"]["clips"]
-    }
+    finished = {c["path"]: os.stat(c["path"]).st_mtime_ns for d in done for c in d["value"]["rows"]}
     assert finished
 
     subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)

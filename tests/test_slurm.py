@@ -28,8 +28,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import BIN, REPO, neutral_table, snakemake
-from senorita.tasks import MAKERS
+from conftest import BIN, REPO, neutral_table, only_tasks, snakemake
 from senorita.video import read_frames
 
 pytestmark = pytest.mark.slow
@@ -43,7 +42,7 @@ RUN_LIMIT_S = 600  # the run takes about 3 minutes on 2 cores
 # The embedded default cut down to one operator task and one model (GPU) task, without captions
 # or the WebDataset export: every kind of rule and resource, in few enough SLURM jobs for CI.
 SLURM_CONFIG = {
-    "tasks": {t: {"enabled": t in ("deblur", "depth_detection")} for t in MAKERS},
+    "tasks": only_tasks("deblur", "depth_detection"),
     "captions": {"enabled": False},
     "export": {"webdataset": False},
 }
@@ -336,7 +335,7 @@ def test_pexels_key_reaches_no_slurm_disk(slurm_cluster, tmp_path):
     with PexelsServer(media, videos, KEY, Plan()) as server:
         config = {
             **SLURM_CONFIG,
-            "tasks": {t: {"enabled": t == "deblur"} for t in MAKERS},
+            "tasks": only_tasks("deblur"),
             "shards": 1,
             "source": {
                 "kind": "pexels",

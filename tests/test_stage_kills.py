@@ -99,21 +99,21 @@ def _command(stage: str, shard: dict, out: Path) -> tuple[list[str], Path | None
     tail = ["--out", str(out), "--rejects", str(out.with_suffix(".rejects.parquet"))]
     if stage == "expert-pairs":  # the pairs' files go under --dataset, the table is the journal's
         task = "object_removal"
-        args = ["--task", task, "--videos", str(shard["videos"]), "--masks", str(shard["masks"])]
+        args = ["--task", task, "--masks", str(shard["masks"])]
         args += ["--params", json.dumps(config["tasks"][task])]
         args += ["--experts", json.dumps(config["experts"]), "--seed", "0"]
         args += ["--encode", json.dumps(config["encode"]), "--dataset", str(media)]
         return [sys.executable, "-m", "senorita", stage, *common, *args, *tail], media
     families = {
         "captions": ["captioner", "clip"],
-        "control": ["depth", "hed"],
+        "control-maps": ["depth", "hed"],
         "masks": ["vlm", "detector", "segmenter"],
     }[stage]
     models = json.dumps({f: config["models"][f] for f in families})
     if stage == "captions":
         args = ["--params", json.dumps(config["captions"]), "--models", models]
         media = None
-    elif stage == "control":
+    elif stage == "control-maps":
         args = ["--kinds", "depth,hed,scribble", "--params", json.dumps(config["control"])]
         args += ["--models", models, "--encode", json.dumps(config["encode"])]
         args += ["--media", str(media)]
@@ -128,7 +128,7 @@ def _table(path: Path) -> pd.DataFrame:
     return neutral_table(path, path.parent).drop(columns=["code_version"], errors="ignore")
 
 
-@pytest.mark.parametrize("stage", ["captions", "control", "masks", "expert-pairs"])
+@pytest.mark.parametrize("stage", ["captions", "control-maps", "masks", "expert-pairs"])
 def test_a_stage_killed_mid_shard_resumes_and_ends_as_an_uninterrupted_run(shard, stage, tmp_path):
     if stage == "expert-pairs":
         assert len(pd.read_parquet(shard["masks"])["clip_id"].unique()) == CLIPS
@@ -152,14 +152,19 @@ def test_a_stage_killed_mid_shard_resumes_and_ends_as_an_uninterrupted_run(shard
         os.kill(proc.pid, signal.SIGKILL)  # no cleanup, no finally: a node going away
         proc.wait()
     assert not out.exists(), f"{stage} finished before it could be killed: {log.read_text()}"
-    done = [json.loads(line)["key"] for line in journal.read_text().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    done = [e["key"] for e in entries]
     assert 1 <= len(done) < CLIPS
     kept = {}
     if media is not None:  # the finished clips' files must not be made again
+        # Files begin with the clip id (the key; control maps: "<clip id>:<kinds>") or, for
+        # pairs, with the pair id of a journaled row.
+        stems = {k.split(":")[0] for k in done}
+        stems |= {r["pair_id"] for e in entries for r in e["value"]["rows"] if "pair_id" in r}
         kept = {
             p: p.stat().st_mtime_ns
             for p in media.rglob("*")
-            if p.is_file() and any(p.name.startswith((f"{key}.", f"{key}_")) for key in done)
+            if p.is_file() and any(p.name.startswith((f"{s}.", f"{s}_")) for s in stems)
         }
         assert kept
 
@@ -169,3 +174,59 @@ def test_a_stage_killed_mid_shard_resumes_and_ends_as_an_uninterrupted_run(shard
         assert path.stat().st_mtime_ns == mtime, f"{path} was made again"
     assert not journal.exists()
     pd.testing.assert_frame_equal(_table(out), _table(whole), check_exact=False, rtol=1e-5)
+
+
+def test_filter_scoring_killed_mid_task_resumes_and_ends_as_an_uninterrupted_run(shard, tmp_path):
+    """The scores job (one per task over its shards) journals each finished shard: killed after
+    one, the rerun does not score that shard again and writes the uninterrupted run's table."""
+    config, shards = shard["config"], 3
+    clips = pd.read_parquet(shard["clips"])
+    pattern = str(tmp_path / "pairs" / "{shard}.parquet")
+    dataset = tmp_path / "dataset"
+    for i in range(shards):  # deblur pairs of two clips per shard, as the operator job makes them
+        table = tmp_path / "clips" / f"{i:05d}.parquet"
+        table.parent.mkdir(exist_ok=True)
+        clips.iloc[2 * i : 2 * i + 2].assign(shard=i).to_parquet(table)
+        out = Path(pattern.format(shard=f"{i:05d}"))
+        out.parent.mkdir(exist_ok=True)
+        cmd = ["--task", "deblur", "--shard", str(i), "--clips", str(table)]
+        cmd += ["--params", json.dumps(config["tasks"]["deblur"]), "--seed", "0"]
+        cmd += ["--encode", json.dumps(config["encode"]), "--dataset", str(dataset)]
+        cmd += ["--out", str(out), "--rejects", str(out.with_suffix(".rejects.parquet"))]
+        subprocess.run([sys.executable, "-m", "senorita", "operator-pairs", *cmd], check=True)
+        assert len(pd.read_parquet(out)) == 2
+
+    def command(out: Path) -> list[str]:
+        args = ["--task", "deblur", "--pattern", pattern, "--shards", str(shards)]
+        args += ["--dataset", str(dataset), "--params", json.dumps(config["filters"])]
+        args += ["--models", json.dumps({"clip": config["models"]["clip"]}), "--workers", "1"]
+        return [sys.executable, "-m", "senorita", "filter-scores", *args, "--out", str(out)]
+
+    whole = tmp_path / "whole" / "scores.parquet"
+    subprocess.run(command(whole), check=True, capture_output=True)
+    out = tmp_path / "killed" / "scores.parquet"
+    journal = out.with_name(out.name + ".journal.jsonl")
+    proc = subprocess.Popen(command(out), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "scoring finished before it could be killed"
+    done = [json.loads(line)["key"] for line in journal.read_text().splitlines() if line.strip()]
+    assert 1 <= len(done) < shards
+
+    rerun = subprocess.run(command(out), check=True, capture_output=True, text=True)
+    assert f"{len(done)} items already done" in rerun.stderr
+    scored = {
+        line.split(" shard ")[1].split(":")[0]
+        for line in rerun.stderr.splitlines()
+        if "pairs scored" in line and " shard " in line
+    }
+    assert scored == {f"{i:05d}" for i in range(shards)} - set(done)  # only the unfinished
+    assert not journal.exists()
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out), pd.read_parquet(whole), check_exact=False, rtol=1e-5
+    )

@@ -209,7 +209,7 @@ def test_a_killed_job_resumes_and_ends_where_an_uninterrupted_one_does(demo_run,
     # A warmup longer than the first checkpoint: the resumed schedule must go on from it.
     cfg = train_cfg(expert, bases, steps=10, checkpoint_every=2, keep_checkpoints=3, warmup_steps=6)
     common = [
-        sys.executable, "-m", "senorita.cli", "train", "--expert", expert,
+        sys.executable, "-m", "senorita.cli", "train-expert", "--expert", expert,
         "--params", json.dumps(cfg), "--results", "results", "--shards", "2",
     ]  # fmt: skip
     work, out = tmp_path / "work", tmp_path / "final"

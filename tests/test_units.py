@@ -12,7 +12,7 @@ from senorita.clips import choose_windows
 from senorita.ids import derive_seed, shard_of
 from senorita.instructions import draw_instruction
 from senorita.journal import Journal, prune
-from senorita.tasks import MAKERS, TASKS, TASKS_BY_ID, enabled_tasks
+from senorita.tasks import STAGES, TASKS, TASKS_BY_ID, Task, enabled_tasks, get, operator_of
 
 SPEC_TASK_IDS = [
     "object_addition",
@@ -42,17 +42,40 @@ def test_registry_declares_the_18_spec_tasks_in_order():
     assert 0.95 < sum(t.share for t in TASKS) < 1.02
     for task in TASKS:
         assert len(task.templates) >= 3, task.id
-        assert task.source and task.target and task.needs
+        assert task.source and task.target and task.made_by
+        assert task.stage in STAGES
 
 
-def test_only_tasks_with_makers_are_enabled(monkeypatch):
-    assert enabled_tasks({}) == [t.id for t in TASKS if t.id in MAKERS] == [t.id for t in TASKS]
+def test_registry_names_what_makes_each_task():
+    # Every operator task's operator imports and names itself; every control task's kind is one
+    # of the control stage's; every reversed task reverses a registered task of the expert stage.
+    from senorita.control import KINDS
+
+    for task in TASKS:
+        if task.stage == "operator":
+            assert operator_of(task.id).name, task.id
+        if task.stage == "control":
+            assert task.control in KINDS and task.controls == (task.control,)
+        if task.reverses:
+            assert get(task.reverses).stage == "expert"
+        if task.stage in ("expert", "grounding"):
+            assert task.needs_masks or task.id == "global_stylization"
+    with pytest.raises(ValueError, match="names its operator"):
+        Task("x", 19, "operator", "?", "a", "b", 0.0, ("Do it.",))
+    with pytest.raises(ValueError, match="not one of"):
+        Task("x", 19, "painter", "?", "a", "b", 0.0, ("Do it.",))
+    with pytest.raises(KeyError, match="unknown task 'nope'"):
+        get("nope")
+
+
+def test_enabled_tasks_follow_the_config():
+    assert enabled_tasks({}) == [t.id for t in TASKS]
     assert "deblur" not in enabled_tasks({"deblur": {"enabled": False}})
-    # A task declared in the registry whose maker is not built cannot be switched on.
-    monkeypatch.delitem(MAKERS, "object_swap")
-    assert "object_swap" not in enabled_tasks({})
-    with pytest.raises(ValueError, match="object_swap"):
-        enabled_tasks({"object_swap": {"enabled": True}})
+    with pytest.raises(ValueError, match=r"tasks\.paint_it"):
+        enabled_tasks({"paint_it": {"enabled": True}})
+    # Object addition reverses object removal's pairs: it cannot run alone.
+    with pytest.raises(ValueError, match=r"tasks\.object_addition\.enabled"):
+        enabled_tasks({"object_removal": {"enabled": False}})
 
 
 def test_shards_are_stable_and_spread():
@@ -127,6 +150,12 @@ def test_tables_carry_their_provenance(tmp_path):
     assert back["code_version"].startswith("0.1.0")
     assert back["packages"]["pandas"] == pd.__version__
     assert "s3cret" not in str(back)
+    # Words, not substrings: a count of tokens is no secret.
+    assert redact({"max_clip_tokens": 77, "keyframes": 3, "hfToken": "t"}) == {
+        "max_clip_tokens": 77,
+        "keyframes": 3,
+        "hfToken": "<redacted>",
+    }
     assert redact({"pexels": {"API_KEY": "x", "token_file": "y", "n": [{"secret": 1}]}}) == {
         "pexels": {
             "API_KEY": "<redacted>",

@@ -18,13 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from senorita.atomic import write_table
-from senorita.ingest import REJECT_COLUMNS
-from senorita.journal import Journal
 from senorita.models import ModelSpec
-from senorita.progress import Progress
-from senorita.provenance import code_version
-from senorita.video import VideoError, read_frames
+from senorita.provenance import code_version, stage_provenance
+from senorita.shards import Reject, model_ids, run_shard
+from senorita.video import read_frames
 
 log = logging.getLogger(__name__)
 
@@ -91,64 +88,52 @@ def caption_shard(
     out: Path,
     rejects_out: Path,
 ) -> pd.DataFrame:
-    table = pd.read_parquet(clips)
-    journal = Journal(out)
     spec = ModelSpec.from_config(models, "captioner")
     clip_spec = ModelSpec.from_config(models, "clip")
-    captioner = tokenizer = None  # loaded on the first clip that needs work
-    rows, rejects = [], []
-    progress = Progress(f"captions {shard:05d}", total=len(table), unit="clips")
-    for clip in table.to_dict("records"):
-        if (done := journal.get(clip["clip_id"])) is not None:
-            (rows if "caption" in done else rejects).append(done)
-            progress.skip()
-            continue
-        if captioner is None:
+    loaded: dict[str, Any] = {}  # the captioner and tokenizer, on the first clip that needs work
+
+    def caption(clip: dict[str, Any]) -> dict[str, Any]:
+        if not loaded:
             from transformers import AutoTokenizer
 
             from senorita.models.captioner import Captioner
 
-            captioner = Captioner.load(spec)
+            loaded["captioner"] = Captioner.load(spec)
             revision = None if clip_spec.is_local else clip_spec.revision
-            tokenizer = AutoTokenizer.from_pretrained(clip_spec.id, revision=revision)
-        reject = {"video_id": clip["video_id"], "shard": shard, "stage": "captions"}
-        try:
-            frames = read_frames(clip["path"])
-        except VideoError as err:
-            entry = {**reject, "path": clip["path"], "reason": str(err)}
-        else:
-            indices = sample_indices(len(frames), cfg["frames"])
-            frame_captions = captioner(list(frames[indices]))
-            caption, n_tokens, truncated = fit_clip_tokens(
-                choose_caption(frame_captions), tokenizer, cfg["max_clip_tokens"]
-            )
-            if not caption:
-                entry = {**reject, "path": clip["path"], "reason": "empty caption on every frame"}
-            else:
-                prov = spec.provenance()
-                entry = {
-                    "clip_id": clip["clip_id"],
-                    "video_id": clip["video_id"],
-                    "shard": shard,
-                    "caption": caption,
-                    "clip_tokens": n_tokens,
-                    "truncated": truncated,
-                    "frame_captions": frame_captions,
-                    "frame_indices": [int(i) for i in np.asarray(indices)],
-                    "model": prov["model"],
-                    "revision": prov["revision"],
-                    "params": json.dumps({**cfg, **prov, "clip": clip_spec.id}, sort_keys=True),
-                    "code_version": code_version(),
-                }
-        journal.record(clip["clip_id"], entry)
-        (rows if "caption" in entry else rejects).append(entry)
-        progress.step()
-    progress.done()
-    df = pd.DataFrame(rows, columns=CAPTION_COLUMNS)
-    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out)
-    write_table(df, out)
-    journal.finish()
-    log.info(
-        "shard %d: %d captions of %d clips (%d rejects)", shard, len(df), len(table), len(rejects)
+            loaded["tokenizer"] = AutoTokenizer.from_pretrained(clip_spec.id, revision=revision)
+        frames = read_frames(clip["path"])
+        indices = sample_indices(len(frames), cfg["frames"])
+        frame_captions = loaded["captioner"](list(frames[indices]))
+        text, n_tokens, truncated = fit_clip_tokens(
+            choose_caption(frame_captions), loaded["tokenizer"], cfg["max_clip_tokens"]
+        )
+        if not text:
+            raise Reject("empty caption on every frame")
+        prov = spec.provenance()
+        return {
+            "clip_id": clip["clip_id"],
+            "video_id": clip["video_id"],
+            "shard": shard,
+            "caption": text,
+            "clip_tokens": n_tokens,
+            "truncated": truncated,
+            "frame_captions": frame_captions,
+            "frame_indices": [int(i) for i in np.asarray(indices)],
+            "model": prov["model"],
+            "revision": prov["revision"],
+            "params": json.dumps({**cfg, **prov, "clip": clip_spec.id}, sort_keys=True),
+            "code_version": code_version(),
+        }
+
+    return run_shard(
+        "captions",
+        shard,
+        pd.read_parquet(clips),
+        caption,
+        out=out,
+        rejects_out=rejects_out,
+        columns=CAPTION_COLUMNS,
+        provenance=stage_provenance(
+            "captions", shard=shard, params=cfg, models=model_ids(models, ("captioner", "clip"))
+        ),
     )
-    return df

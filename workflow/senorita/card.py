@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from senorita.atomic import write_table, write_text
-from senorita.filters import card_lines as filter_card_lines
+from senorita.filters import FILTER_NAMES, FILTERS, SCORES
 from senorita.ingest import REJECT_COLUMNS
 from senorita.provenance import code_version
-from senorita.tasks import TASKS
+from senorita.tasks import all_tasks
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,57 @@ def clip_yield(
     return warning, lines
 
 
+def _describe(thresholds: dict[str, Any], name: str) -> str:
+    parts = []
+    for score, filt in SCORES.items():
+        lo, hi = thresholds.get(f"min_{score}"), thresholds.get(f"max_{score}")
+        if filt != name or (lo is None and hi is None):
+            continue
+        if lo is not None and hi is not None:
+            parts.append(f"{lo:g} ≤ {score} ≤ {hi:g}")
+        else:
+            parts.append(f"{score} ≥ {lo:g}" if lo is not None else f"{score} ≤ {hi:g}")
+    return ", ".join(parts) or "not applied"
+
+
+def filter_lines(manifests: list[Path]) -> list[str]:
+    """The dataset card's filter section: kept/total and failures per filter, and thresholds."""
+    lines = [
+        "## Filters",
+        "",
+        "Three filters in the paper's order: visual quality of the target, text alignment "
+        "(CLIP, where the pair has prompts), visual similarity of source and target (CLIP). "
+        "A pair that fails keeps its manifest row with `kept = false` and `filter_reason`; "
+        "every score is in the manifest, so thresholds can change without regenerating pairs "
+        "(only the manifests are rewritten). Thresholds are defaults drawn from peers and must "
+        "be tuned on real outputs.",
+        "",
+        "| task | kept / pairs | failed quality | failed text | failed similarity | unscored |",
+        "|---|---|---|---|---|---|",
+    ]
+    used = {}
+    for path in manifests:
+        df = pd.read_parquet(path, columns=["kept", "filter_reason", "filter_thresholds"])
+        task = path.parent.name
+        first = df["filter_reason"].dropna().str.split(":").str[0]
+        counts = first.value_counts()
+        lines.append(
+            f"| {task} | {int(df['kept'].sum())} / {len(df)} | "
+            + " | ".join(str(int(counts.get(k, 0))) for k in (*FILTERS, "unscored"))
+            + " |"
+        )
+        if len(df):
+            used[task] = json.loads(df["filter_thresholds"].iloc[0])
+    lines += ["", "Thresholds used (a score outside its bounds fails the filter):", ""]
+    lines += [
+        "| task | " + " | ".join(FILTER_NAMES[f] for f in FILTERS) + " |",
+        "|---|---|---|---|",
+    ]
+    for task, thresholds in used.items():
+        lines.append(f"| {task} | " + " | ".join(_describe(thresholds, f) for f in FILTERS) + " |")
+    return [*lines, ""]
+
+
 def build_card(
     manifests: list[Path],
     reject_tables: list[Path],
@@ -118,7 +171,7 @@ def build_card(
         "| # | task | source → target | pairs | share here | Señorita-2M share |",
         "|---|---|---|---|---|---|",
     ]
-    for task in TASKS:
+    for task in all_tasks():  # registry order; a task registered at run time too
         if task.id in counts:
             share = counts[task.id] / total if total else 0.0
             lines.append(
@@ -132,7 +185,7 @@ def build_card(
         f"Source videos by {authors} distinct authors. Every manifest row carries its video's "
         "origin, licence, author, author URL and page URL: keep them when you redistribute.",
         "",
-        *filter_card_lines(manifests),
+        *filter_lines(manifests),
     ]
     if yield_lines:
         lines += ["", "## Clip yield", "", *yield_lines]

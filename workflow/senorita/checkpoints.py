@@ -1,7 +1,7 @@
 """Checks made before any expert job runs, so a problem stops the run (or only that expert's
 tasks) at once, with a message that says what to do:
 
-- the expert checkpoint check (a job per expert, ``check-expert``);
+- the expert checkpoint check (a job per expert, ``expert-checkpoint``);
 - the hub token check (at planning time): FLUX.1-Fill and Llama 3 are gated repositories, and a
   run that would download one without a token would fail hours in, in its first GPU job.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from senorita.atomic import write_text
+from senorita.tasks import asks_llm
 
 # Each expert's pipeline class, by name (importing the classes would load torch and diffusers
 # for a check that reads one JSON file; a test keeps this in step with experts.PIPELINES).
@@ -65,17 +66,6 @@ def check_expert(name: str, cfg: dict[str, Any], tasks: list[str], out: Path) ->
     record["components"] = components
     write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", out)
     return record
-
-
-# Expert tasks whose pairs always need a language-model answer (the attribute, the new object);
-# the other expert tasks need one only for their instructions (experts.llm_instructions).
-LLM_TASKS = ("local_stylization", "object_swap")
-EXPERT_TASKS = ("object_removal", "local_stylization", "object_swap", "global_stylization")
-
-
-def asks_llm(task: str, experts_cfg: dict[str, Any]) -> bool:
-    """Whether ``task``'s pairs need the language model's answers (its llm_answers job)."""
-    return task in LLM_TASKS or (task in EXPERT_TASKS and bool(experts_cfg["llm_instructions"]))
 
 
 # Gated hub repositories (a licence to accept, then a token): exact ids, or "org/" for all.

@@ -25,11 +25,13 @@ def _json(text: str) -> dict:
 
 def expand_shards(patterns: list[str], shards: int, tasks: list[str]) -> list[Path]:
     """Paths from patterns with ``{shard}`` (and ``{task}``) fields, as the Snakefile names them."""
+    from senorita.ids import shard_name
+
     paths = []
     for pattern in patterns:
         for task in tasks if "{task}" in pattern else [None]:
             for shard in range(shards):
-                fields = {"shard": f"{shard:05d}", **({"task": task} if task else {})}
+                fields = {"shard": shard_name(shard), **({"task": task} if task else {})}
                 paths.append(Path(pattern.format(**fields)))
     return paths
 
@@ -60,11 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
 
-    p = sub.add_parser("pairs", help="make one task's pairs for one shard")
+    p = sub.add_parser("operator-pairs", help="make one operator task's pairs for one shard")
     p.add_argument("--task", required=True)
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--clips", type=Path, required=True)
-    p.add_argument("--videos", type=Path, required=True)
     p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--encode", type=_json, required=True, help="the config's encode section")
@@ -81,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
 
-    p = sub.add_parser("control", help="make one shard's control maps (depth, HED, scribble)")
+    p = sub.add_parser("control-maps", help="make one shard's control maps (depth, HED, scribble)")
     p.add_argument("--clips", type=Path, required=True)
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--kinds", required=True, help="comma-separated: depth,hed,scribble,canny")
@@ -96,7 +97,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True)
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--clips", type=Path, required=True)
-    p.add_argument("--videos", type=Path, required=True)
     p.add_argument("--control", type=Path, required=True, help="the shard's control-map table")
     p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
     p.add_argument("--seed", type=int, required=True)
@@ -117,7 +117,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="grounding")
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--clips", type=Path, required=True)
-    p.add_argument("--videos", type=Path, required=True)
     p.add_argument("--masks", type=Path, required=True, help="the shard's mask table")
     p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
     p.add_argument("--seed", type=int, required=True)
@@ -127,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
 
-    p = sub.add_parser("check-expert", help="check an expert's checkpoint before its jobs run")
+    p = sub.add_parser("expert-checkpoint", help="check an expert's checkpoint before its jobs run")
     p.add_argument("--name", required=True)
     p.add_argument("--params", type=_json, required=True, help="the config's experts.<name>")
     p.add_argument("--tasks", required=True, help="comma-separated tasks the expert makes")
@@ -152,7 +151,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True)
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--clips", type=Path, required=True)
-    p.add_argument("--videos", type=Path, required=True)
     p.add_argument("--masks", type=Path, default=None, help="the shard's mask table")
     p.add_argument("--control", type=Path, default=None, help="the shard's control-map table")
     p.add_argument("--captions", type=Path, default=None, help="the shard's caption table")
@@ -172,7 +170,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True)
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--clips", type=Path, required=True)
-    p.add_argument("--videos", type=Path, required=True)
     p.add_argument("--forward", type=Path, required=True, help="the reversed task's pair table")
     p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
     p.add_argument("--seed", type=int, required=True)
@@ -181,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
 
-    p = sub.add_parser("train", help="train one expert on the annotated shards (accelerate)")
+    p = sub.add_parser("train-expert", help="train one expert on the annotated shards (accelerate)")
     p.add_argument("--expert", required=True)
     p.add_argument("--params", type=_json, required=True, help="the config's experts.<name>.train")
     p.add_argument("--results", type=Path, required=True, help="the results folder (the shards)")
@@ -203,7 +200,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="threads decoding pairs ahead")
     p.add_argument("--out", type=Path, required=True)
 
-    p = sub.add_parser("manifest", help="gather a task's shard tables into its manifest")
+    p = sub.add_parser(
+        "manifest",
+        help="gather a task's shard tables into its manifest; optionally draw its report "
+        "pictures and export its WebDataset shards from it (the task's one job after scoring)",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--shards", type=int, required=True)
     p.add_argument("--pattern", required=True, help="shard table path with a {shard} field")
@@ -211,8 +212,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--thresholds", type=_json, default={}, help="the config's filters.tasks.<task> section"
     )
+    p.add_argument("--task", help="the task id (names the tar shards; default: --out's folder)")
+    p.add_argument("--dataset", type=Path, help="the dataset root (for --sheet and --webdataset)")
+    p.add_argument("--sheet", type=Path, help="also draw the contact sheet (PNG, with --gif)")
+    p.add_argument("--gif", type=Path, help="also draw the animated preview (GIF, with --sheet)")
+    p.add_argument("--pairs", type=int, default=3, help="sample pairs on the contact sheet")
+    p.add_argument("--webdataset", type=Path, help="also export WebDataset tar shards here")
 
-    p = sub.add_parser("card", help="write the dataset card and the rejects table")
+    p = sub.add_parser("dataset-card", help="write the dataset card and the rejects table")
     p.add_argument("--catalogue", type=Path, required=True)
     p.add_argument("--manifests", type=Path, nargs="+", required=True)
     p.add_argument("--shards", type=int, required=True)
@@ -224,6 +231,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", help="clip table path with a {shard} field (for the clip yield)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects-out", type=Path, required=True)
+    p.add_argument("--pairs-html", type=Path, help="also the report's pairs-per-task table")
+    p.add_argument("--filters-html", type=Path, help="also the report's filter pass rates")
+    p.add_argument("--rejects-html", type=Path, help="also the report's rejects by reason")
 
     p = sub.add_parser("preview", help="contact sheet and animated preview of a task's pairs")
     p.add_argument("--manifest", type=Path, required=True)
@@ -242,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("webdataset", help="export a task's pairs as WebDataset tar shards")
     p.add_argument("--manifest", type=Path, required=True)
     p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--task", help="the task id (names the tars; default: the manifest's folder)")
     p.add_argument("--out", type=Path, required=True, help="folder for the tar shards")
 
     p = sub.add_parser("versions", help="the run's versions file: code, packages, config")
@@ -287,36 +298,45 @@ def _clips(args: argparse.Namespace) -> None:
     clip_shard(args.videos, args.shard, args.params, args.out, args.rejects, args.media)
 
 
-def _pairs(args: argparse.Namespace) -> None:
-    from senorita.pairs import make_operator_pairs
+def _pairs(stage: str):
+    """The handler of a pair stage's subcommand (``<stage>-pairs``): one PairJob, made by the
+    task's stage (senorita.pairs)."""
 
-    make_operator_pairs(
-        args.task,
-        args.shard,
-        args.clips,
-        args.videos,
-        args.params,
-        args.seed,
-        args.encode,
-        args.dataset,
-        args.out,
-        args.rejects,
-        max_words=args.max_words,
-    )
+    def handler(args: argparse.Namespace) -> None:
+        from senorita.pairs import PairJob, make_task_pairs
+
+        make_task_pairs(PairJob.from_args(args), stage=stage)
+
+    return handler
 
 
 def _manifest(args: argparse.Namespace) -> None:
     from senorita.manifest import build_manifest
 
+    if (args.sheet is None) != (args.gif is None):
+        raise ValueError("manifest: --sheet and --gif go together")
+    if (args.sheet or args.webdataset) and args.dataset is None:
+        raise ValueError("manifest: --sheet and --webdataset need --dataset")
     build_manifest(
         expand_shards([args.pattern], args.shards, []),
         args.out,
         scores=args.scores,
         thresholds=args.thresholds,
     )
+    # The pictures and the tars read the manifest as written, as their own subcommands do.
+    if args.sheet:
+        import pandas as pd
+
+        from senorita.preview import write_previews
+
+        write_previews(pd.read_parquet(args.out), args.dataset, args.sheet, args.gif, args.pairs)
+    if args.webdataset:
+        from senorita.export import export_task
+
+        export_task(args.out, args.dataset, args.webdataset, task=args.task)
 
 
-def _card(args: argparse.Namespace) -> None:
+def _dataset_card(args: argparse.Namespace) -> None:
     from senorita.card import build_card
 
     tasks = [t for t in args.tasks.split(",") if t]
@@ -325,31 +345,33 @@ def _card(args: argparse.Namespace) -> None:
         (expand_shards([p], args.shards, []) if p else None) for p in (args.videos, args.clips)
     )
     build_card(args.manifests, rejects, args.catalogue, args.out, args.rejects_out, videos, clips)
+    html = (args.pairs_html, args.filters_html, args.rejects_html)
+    if any(html):
+        if not all(html):
+            raise ValueError("card: --pairs-html, --filters-html and --rejects-html go together")
+        from senorita.summary import write_summary
+
+        write_summary(args.manifests, args.rejects_out, *html)
 
 
 def _preview(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from senorita.preview import animated_preview, contact_sheet
+    from senorita.preview import write_previews
 
-    manifest = pd.read_parquet(args.manifest)
-    contact_sheet(manifest, args.dataset, args.sheet, pairs=args.pairs)
-    animated_preview(manifest, args.dataset, args.gif)
+    write_previews(pd.read_parquet(args.manifest), args.dataset, args.sheet, args.gif, args.pairs)
 
 
 def _summary(args: argparse.Namespace) -> None:
-    from senorita.filters import pass_rates
-    from senorita.summary import pairs_per_task, rejects_by_reason, write_html
+    from senorita.summary import write_summary
 
-    write_html(pairs_per_task(args.manifests), "Pairs per task", args.pairs_out)
-    write_html(pass_rates(args.manifests), "Filter pass rates per task", args.filters_out)
-    write_html(rejects_by_reason(args.rejects), "Rejected inputs", args.rejects_out)
+    write_summary(args.manifests, args.rejects, args.pairs_out, args.filters_out, args.rejects_out)
 
 
 def _webdataset(args: argparse.Namespace) -> None:
     from senorita.export import export_task
 
-    export_task(args.manifest, args.dataset, args.out)
+    export_task(args.manifest, args.dataset, args.out, task=args.task)
 
 
 def _versions(args: argparse.Namespace) -> None:
@@ -378,7 +400,7 @@ def _captions(args: argparse.Namespace) -> None:
     caption_shard(args.clips, args.shard, args.params, args.models, args.out, args.rejects)
 
 
-def _control(args: argparse.Namespace) -> None:
+def _control_maps(args: argparse.Namespace) -> None:
     from senorita.control import control_shard
 
     control_shard(
@@ -394,114 +416,26 @@ def _control(args: argparse.Namespace) -> None:
     )
 
 
-def _control_pairs(args: argparse.Namespace) -> None:
-    from senorita.pairs import make_control_pairs
-
-    make_control_pairs(
-        args.task,
-        args.shard,
-        args.clips,
-        args.videos,
-        args.control,
-        args.params,
-        args.seed,
-        args.dataset,
-        args.out,
-        args.rejects,
-    )
-
-
 def _masks(args: argparse.Namespace) -> None:
     from senorita.masks import mask_shard
 
     mask_shard(args.clips, args.shard, args.params, args.models, args.media, args.out, args.rejects)
 
 
-def _grounding_pairs(args: argparse.Namespace) -> None:
-    from senorita.pairs import make_grounding_pairs
-
-    make_grounding_pairs(
-        args.task,
-        args.shard,
-        args.clips,
-        args.videos,
-        args.masks,
-        args.params,
-        args.seed,
-        args.encode,
-        args.dataset,
-        args.out,
-        args.rejects,
-        max_words=args.max_words,
-    )
-
-
-def _check_expert(args: argparse.Namespace) -> None:
+def _expert_checkpoint(args: argparse.Namespace) -> None:
     from senorita.checkpoints import check_expert
 
     check_expert(args.name, args.params, [t for t in args.tasks.split(",") if t], args.out)
 
 
 def _llm_answers(args: argparse.Namespace) -> None:
-    from senorita.expert_pairs import llm_answers
+    from senorita.llm_answers import llm_answers
+    from senorita.pairs import PairJob
 
-    llm_answers(
-        args.task,
-        args.shard,
-        args.clips,
-        args.masks,
-        args.captions,
-        args.params,
-        args.experts,
-        args.models,
-        args.seed,
-        args.out,
-        max_words=args.max_words,
-    )
+    llm_answers(PairJob.from_args(args))
 
 
-def _expert_pairs(args: argparse.Namespace) -> None:
-    from senorita.expert_pairs import make_expert_pairs
-
-    make_expert_pairs(
-        args.task,
-        args.shard,
-        args.clips,
-        args.videos,
-        args.masks,
-        args.control,
-        args.captions,
-        args.params,
-        args.experts,
-        args.seed,
-        args.encode,
-        args.dataset,
-        args.out,
-        args.rejects,
-        args.cache,
-        max_words=args.max_words,
-    )
-
-
-def _reversed_pairs(args: argparse.Namespace) -> None:
-    from senorita.expert_pairs import make_reversed_pairs
-
-    make_reversed_pairs(
-        args.task,
-        args.shard,
-        args.clips,
-        args.videos,
-        args.forward,
-        args.params,
-        args.seed,
-        args.dataset,
-        args.out,
-        args.rejects,
-        max_words=args.max_words,
-    )
-
-
-def _train(args: argparse.Namespace) -> None:
+def _train_expert(args: argparse.Namespace) -> None:
     from senorita.training.loop import train_expert
     from senorita.training.views import patterns_for
 
@@ -517,7 +451,7 @@ def _tiny_models(args: argparse.Namespace) -> None:
 
 
 def _filter_scores(args: argparse.Namespace) -> None:
-    from senorita.filters import score_task
+    from senorita.filters.scoring import score_task
 
     score_task(
         args.task,
@@ -555,24 +489,24 @@ HANDLERS = {
     "catalogue": _catalogue,
     "ingest": _ingest,
     "clips": _clips,
-    "pairs": _pairs,
+    "operator-pairs": _pairs("operator"),
     "manifest": _manifest,
-    "card": _card,
+    "dataset-card": _dataset_card,
     "preview": _preview,
     "summary": _summary,
     "webdataset": _webdataset,
     "versions": _versions,
     "device-report": _device_report,
     "captions": _captions,
-    "control": _control,
-    "control-pairs": _control_pairs,
+    "control-maps": _control_maps,
+    "control-pairs": _pairs("control"),
     "masks": _masks,
-    "grounding-pairs": _grounding_pairs,
-    "check-expert": _check_expert,
+    "grounding-pairs": _pairs("grounding"),
+    "expert-checkpoint": _expert_checkpoint,
     "llm-answers": _llm_answers,
-    "expert-pairs": _expert_pairs,
-    "reversed-pairs": _reversed_pairs,
-    "train": _train,
+    "expert-pairs": _pairs("expert"),
+    "reversed-pairs": _pairs("reversed"),
+    "train-expert": _train_expert,
     "tiny-models": _tiny_models,
     "filter-scores": _filter_scores,
     "plan": _plan,

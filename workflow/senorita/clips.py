@@ -5,7 +5,8 @@ from 16 fps sources, an 8 fps clip), resized to cover ``height``×``width`` and 
 the aspect ratio is kept. The stride follows from each video's own frame rate and ``target_fps``
 (see `clip_strides`); each clip records the stride it was taken at and its frame rate. Shot cuts
 are found with PySceneDetect; clip windows are spread evenly over the longest shots, ``margin``
-frames away from each cut (a video's first and last frame are no cut).
+frames away from each cut (a video's first and last frame are no cut). Each clip row carries its
+video's attribution (``VIDEO_FIELDS``), which the pair jobs copy into every pair row.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import ffmpeg
 import pandas as pd
 from scenedetect import ContentDetector, detect
 
-from senorita.atomic import atomic_path, write_table
+from senorita.atomic import atomic_path
+from senorita.attribution import VIDEO_FIELDS, attribution
 from senorita.ids import stable_hash
-from senorita.ingest import REJECT_COLUMNS, clip_span, clip_strides
-from senorita.journal import Journal, prune
-from senorita.progress import Progress
+from senorita.ingest import clip_span, clip_strides
 from senorita.provenance import stage_provenance
+from senorita.shards import Outcome, Reject, run_shard
 from senorita.video import FFMPEG, X264_THREADS, VideoError, sha256_file
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ CLIP_COLUMNS = [
     "width",
     "path",
     "sha256",
+    *VIDEO_FIELDS,
 ]
 
 
@@ -134,48 +136,30 @@ def clip_shard(
     videos: Path, shard: int, cfg: dict[str, Any], out: Path, rejects_out: Path, media: Path
 ) -> pd.DataFrame:
     """Cut the clips of every accepted video of one shard."""
-    table = pd.read_parquet(videos)
-    journal = Journal(out)
-    rows, rejects = [], []
-    progress = Progress(f"clips {shard:05d}", total=len(table), unit="videos")
-    for video in table.to_dict("records"):
-        done = journal.get(video["video_id"])
-        if done is not None and all(Path(c["path"]).exists() for c in done["clips"]):
-            rows += done["clips"]
-            rejects += done["rejects"]
-            progress.skip()
-            continue
-        clips, bad = _clip_video(video, shard, cfg, media)
-        journal.record(video["video_id"], {"clips": clips, "rejects": bad})
-        rows += clips
-        rejects += bad
-        progress.step()
-    progress.done()
-    df = pd.DataFrame(rows, columns=CLIP_COLUMNS)
-    prov = stage_provenance("clips", shard=shard, clips=cfg)
-    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out, prov)
-    write_table(df, out, prov)
-    journal.finish()
-    removed = prune(media, {Path(p).name for p in df["path"]})
-    log.info(
-        "shard %d: %d clips from %d videos (%d rejects, %d stale files removed)",
+    return run_shard(
+        "clips",
         shard,
-        len(df),
-        len(table),
-        len(rejects),
-        removed,
+        pd.read_parquet(videos),
+        lambda video: _clip_video(video, shard, cfg, media),
+        out=out,
+        rejects_out=rejects_out,
+        columns=CLIP_COLUMNS,
+        provenance=stage_provenance("clips", shard=shard, clips=cfg),
+        key=lambda video: video["video_id"],
+        files=lambda row: [row["path"]],
+        media=media,
+        unit="videos",
     )
-    return df
 
 
-def _clip_video(video: dict, shard: int, cfg: dict[str, Any], media: Path) -> tuple[list, list]:
+def _clip_video(video: dict, shard: int, cfg: dict[str, Any], media: Path) -> Outcome:
+    """The clips of one video, and why any of its windows could not be cut."""
     path = Path(video["path"])
     fps = float(video["fps"])
-    reject = {"video_id": video["video_id"], "shard": shard, "stage": "clips", "path": str(path)}
     try:
         shots = detect_shots(path, int(video["frames"]), cfg)
     except Exception as err:  # a decoder failure in one video must not stop the shard
-        return [], [{**reject, "reason": f"shot detection failed: {err}"}]
+        raise Reject(f"shot detection failed: {err}") from err
     # The preferred stride first; a smaller one only when no shot is long enough for it.
     for stride in clip_strides(fps, cfg):
         span = clip_span(cfg["frames"], stride)
@@ -185,15 +169,13 @@ def _clip_video(video: dict, shard: int, cfg: dict[str, Any], media: Path) -> tu
     if not starts:
         longest = max(e - s for s, e in shots)
         cuts = len(shots) - 1
-        return [], [
-            {
-                **reject,
-                "reason": f"no shot long enough: longest {longest} frames of {len(shots)} shots"
-                f" at {fps:g} fps; one clip needs {span} ({cfg['frames']} at stride {stride})"
-                + (f" plus {cfg['shot_margin']} at each of {cuts} cuts" if cuts else ""),
-            }
-        ]
-    clips, bad = [], []
+        raise Reject(
+            f"no shot long enough: longest {longest} frames of {len(shots)} shots"
+            f" at {fps:g} fps; one clip needs {span} ({cfg['frames']} at stride {stride})"
+            + (f" plus {cfg['shot_margin']} at each of {cuts} cuts" if cuts else "")
+        )
+    credits = attribution(video)
+    done = Outcome()
     for start in starts:
         # The video id is part of the clip id: the same bytes can come under two ids (re-uploads),
         # and a clip id must name one clip of one video everywhere downstream.
@@ -211,9 +193,9 @@ def _clip_video(video: dict, shard: int, cfg: dict[str, Any], media: Path) -> tu
         try:
             cut_clip(path, dst, start, stride, cfg, fps)
         except VideoError as err:
-            bad.append({**reject, "reason": f"clip failed: at frame {start}: {err}"})
+            done.rejects.append(f"clip failed: at frame {start}: {err}")
             continue
-        clips.append(
+        done.rows.append(
             {
                 "clip_id": clip_id,
                 "video_id": video["video_id"],
@@ -228,6 +210,7 @@ def _clip_video(video: dict, shard: int, cfg: dict[str, Any], media: Path) -> tu
                 "width": cfg["width"],
                 "path": str(dst),
                 "sha256": sha256_file(dst),
+                **credits,
             }
         )
-    return clips, bad
+    return done

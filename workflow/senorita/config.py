@@ -18,3 +18,17 @@ def config_errors(config: dict[str, Any], schema_path: str | Path) -> list[str]:
         key = ".".join(str(p) for p in err.absolute_path)
         errors.append(f"config key '{key}': {err.message}" if key else f"config: {err.message}")
     return errors
+
+
+def fill_registered(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill a registered task's config (``senorita.tasks.register``) as the schema fills the
+    built-in ones: ``tasks.<id>`` gets the common defaults, ``filters.tasks.<id>`` the bounds of
+    the first built-in task of the same ``filter_kind`` (keys given in the config win)."""
+    from senorita.tasks import TASKS, all_tasks
+
+    tasks, bounds = config["tasks"], config["filters"]["tasks"]
+    for task in all_tasks()[len(TASKS) :]:
+        tasks[task.id] = {"enabled": True, "clip_fraction": 1.0, **tasks.get(task.id, {})}
+        like = next(t.id for t in TASKS if t.filter_kind == task.filter_kind)
+        bounds[task.id] = {**bounds[like], **bounds.get(task.id, {})}
+    return config

@@ -22,15 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from senorita.atomic import write_table
-from senorita.ingest import REJECT_COLUMNS
-from senorita.journal import Journal, prune
 from senorita.models import ModelSpec, families_for
 from senorita.operators.canny import canny_edges
-from senorita.progress import Progress
-from senorita.provenance import code_version
+from senorita.provenance import code_version, stage_provenance
 from senorita.scribble import fake_scribble
-from senorita.video import VideoError, read_frames, write_frames
+from senorita.shards import model_ids, run_shard
+from senorita.video import read_frames, write_frames
 
 log = logging.getLogger(__name__)
 
@@ -123,73 +120,56 @@ def control_shard(
     rejects_out: Path,
 ) -> pd.DataFrame:
     """Make the control maps of one shard's clips; resumable like every shard stage."""
-    table = pd.read_parquet(clips)
-    journal = Journal(out)
     mapper: ControlMapper | None = None  # loaded on the first clip that needs work
-    rows, rejects = [], []
-    progress = Progress(f"control {shard:05d}", total=len(table), unit="clips")
-    for clip in table.to_dict("records"):
-        paths = {k: media / f"{clip['clip_id']}.{k}.mp4" for k in kinds}
-        done = journal.get(clip["clip_id"], *paths.values())
-        if done is not None and {r["kind"] for r in done["rows"]} >= set(kinds):
-            rows += [r for r in done["rows"] if r["kind"] in kinds]
-            progress.skip()
-            continue
+
+    def make_maps(clip: dict[str, Any]) -> list[dict[str, Any]]:
+        nonlocal mapper
         if mapper is None:
             mapper = ControlMapper(kinds, cfg, models)
-        try:
-            frames = read_frames(clip["path"])
-            maps = mapper(frames)
-            clip_rows = []
-            for kind, (video, params) in maps.items():
-                write_frames(paths[kind], video, clip["fps"], encode["crf"], encode["preset"])
-                spec = mapper.model_of(kind)
-                prov = spec.provenance() if spec else {"model": None, "revision": None}
-                clip_rows.append(
-                    {
-                        "clip_id": clip["clip_id"],
-                        "video_id": clip["video_id"],
-                        "shard": shard,
-                        "kind": kind,
-                        "path": str(paths[kind]),
-                        "frames": int(video.shape[0]),
-                        "height": int(video.shape[1]),
-                        "width": int(video.shape[2]),
-                        "fps": float(clip["fps"]),
-                        "model": prov["model"],
-                        "revision": prov["revision"],
-                        "params": json.dumps({**params, **prov}, sort_keys=True),
-                        "code_version": code_version(),
-                    }
-                )
-        except VideoError as err:
-            rejects.append(
+        frames = read_frames(clip["path"])
+        rows = []
+        for kind, (video, params) in mapper(frames).items():
+            path = media / f"{clip['clip_id']}.{kind}.mp4"
+            write_frames(path, video, clip["fps"], encode["crf"], encode["preset"])
+            spec = mapper.model_of(kind)
+            prov = spec.provenance() if spec else {"model": None, "revision": None}
+            rows.append(
                 {
+                    "clip_id": clip["clip_id"],
                     "video_id": clip["video_id"],
                     "shard": shard,
-                    "stage": "control",
-                    "path": clip["path"],
-                    "reason": str(err),
+                    "kind": kind,
+                    "path": str(path),
+                    "frames": int(video.shape[0]),
+                    "height": int(video.shape[1]),
+                    "width": int(video.shape[2]),
+                    "fps": float(clip["fps"]),
+                    "model": prov["model"],
+                    "revision": prov["revision"],
+                    "params": json.dumps({**params, **prov}, sort_keys=True),
+                    "code_version": code_version(),
                 }
             )
-            progress.step()
-            continue
-        journal.record(clip["clip_id"], {"rows": clip_rows})
-        rows += clip_rows
-        progress.step()
-    progress.done()
-    df = pd.DataFrame(rows, columns=CONTROL_COLUMNS)
-    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out)
-    write_table(df, out)
-    journal.finish()
-    removed = prune(media, {Path(p).name for p in df["path"]})
-    log.info(
-        "shard %d: %d control maps (%s) of %d clips (%d rejects, %d stale files removed)",
+        return rows
+
+    return run_shard(
+        "control",
         shard,
-        len(df),
-        ",".join(kinds),
-        len(table),
-        len(rejects),
-        removed,
+        pd.read_parquet(clips),
+        make_maps,
+        out=out,
+        rejects_out=rejects_out,
+        columns=CONTROL_COLUMNS,
+        provenance=stage_provenance(
+            "control",
+            shard=shard,
+            kinds=list(kinds),
+            params=cfg,
+            encode=encode,
+            models=model_ids(models, families_for([k for k in KINDS if k in kinds])),
+        ),
+        # The kinds are part of the key: a journal left by a job with other kinds is redone.
+        key=lambda clip: f"{clip['clip_id']}:{','.join(sorted(kinds))}",
+        files=lambda row: [row["path"]],
+        media=media,
     )
-    return df

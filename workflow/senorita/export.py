@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from senorita.atomic import atomic_path
+from senorita.ids import shard_name
 from senorita.journal import prune
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,17 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def export_task(manifest: Path, dataset: Path, out: Path) -> list[Path]:
-    """Write one tar per shard of the task's manifest into ``out``; return their paths."""
+def export_task(manifest: Path, dataset: Path, out: Path, task: str | None = None) -> list[Path]:
+    """Write one tar per shard of the task's manifest into ``out``; return their paths.
+
+    ``task`` names the tars (default: the manifest's folder, ``<dataset>/<task>/manifest.parquet``).
+    """
     df = pd.read_parquet(manifest)
-    task = manifest.parent.name
+    task = task or manifest.parent.name
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for shard, rows in df.sort_values("pair_id").groupby("shard", sort=True):
-        path = out / f"{task}-{int(shard):05d}.tar"
+        path = out / f"{task}-{shard_name(int(shard))}.tar"
         with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             for row in rows.to_dict("records"):
                 key = row["pair_id"]

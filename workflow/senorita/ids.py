@@ -23,6 +23,7 @@ def shard_of(video_id: str, n_shards: int) -> int:
 
 
 def shard_name(shard: int) -> str:
+    """A shard's name in paths and logs (five digits: 00042), the one place it is formatted."""
     return f"{shard:05d}"
 
 

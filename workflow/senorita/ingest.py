@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from senorita.atomic import write_table
+from senorita.ids import shard_name
 from senorita.progress import Progress
 from senorita.provenance import stage_provenance
 from senorita.sources import Pending, make_source
@@ -108,7 +109,7 @@ def ingest_shard(
     # A remote source fetches the whole shard at once (concurrently) before anything is probed.
     prefetch = getattr(source, "prefetch", None)
     fetched = prefetch(rows) if prefetch is not None and rows else {}
-    progress = Progress(f"ingest {shard:05d}", total=len(rows), unit="videos")
+    progress = Progress(f"ingest {shard_name(shard)}", total=len(rows), unit="videos")
     for row in rows:
         if isinstance(fetched.get(row["video_id"]), Pending):
             progress.step()  # failed for now, not a verdict: the next run fetches it again

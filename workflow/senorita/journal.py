@@ -4,6 +4,9 @@ A shard job appends one JSON line per finished item to a journal beside its outp
 deletes the journal once the table is written. A job that finds a journal was killed before it
 finished: it reuses the items the journal lists (whose files still exist) and does the rest. A job
 that finds none starts afresh, so ``--forcerun`` regenerates everything as it should.
+
+The shard stages use it through ``senorita.shards.run_shard``, which journals each item's rows and
+rejects as ``{"rows": [...], "rejects": [...]}``.
 """
 
 from __future__ import annotations

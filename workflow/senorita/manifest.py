@@ -1,4 +1,9 @@
-"""Per task: gather the shards' pair tables into the task's manifest, filters applied."""
+"""Per task: gather the shards' pair tables into the task's manifest, filters applied.
+
+The task's ``manifest`` job also draws the report's pictures of it (``senorita.preview``) and
+exports its WebDataset shards (``senorita.export``) from the manifest it has just written: one
+process per task for all three, which read the same pairs.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +28,13 @@ def build_manifest(
     """Concatenate shard tables (in shard order) into one manifest Parquet.
 
     With ``scores`` (the task's filter scores), every row also gets its scores, ``kept`` and
-    ``filter_reason`` under ``thresholds`` (see ``senorita.filters``).
+    ``filter_reason`` under ``thresholds`` (see ``senorita.filters.thresholds``).
     """
     frames = [pd.read_parquet(p) for p in sorted(shard_tables)]
     non_empty = [f for f in frames if len(f)]
     df = pd.concat(non_empty, ignore_index=True) if non_empty else frames[0].iloc[0:0]
     if scores is not None:
-        from senorita.filters import apply_filters
+        from senorita.filters.thresholds import apply_filters
 
         df = apply_filters(df, pd.read_parquet(scores), thresholds or {})
     df = df.sort_values(["shard", "pair_id"], kind="stable").reset_index(drop=True)

@@ -24,13 +24,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from senorita.atomic import atomic_path, write_table
-from senorita.ingest import REJECT_COLUMNS
-from senorita.journal import Journal, prune
+from senorita.atomic import atomic_path
 from senorita.models import ModelSpec
 from senorita.phrases import parse_phrases
-from senorita.progress import Progress
 from senorita.provenance import code_version, stage_provenance
+from senorita.shards import Reject, model_ids, run_shard
 from senorita.video import VideoError, read_frames
 
 log = logging.getLogger(__name__)
@@ -187,29 +185,13 @@ def mask_shard(
     out: Path,
     rejects_out: Path,
 ) -> pd.DataFrame:
-    table = pd.read_parquet(clips)
     media.mkdir(parents=True, exist_ok=True)
-    journal = Journal(out)
     annotator: Annotator | None = None  # loaded on the first clip that needs work
-    rows: list[dict] = []
-    rejects: list[dict] = []
-    pending: list[dict] = []
+    ready: dict[str, tuple[np.ndarray, str] | VideoError] = {}  # a batch's frames and VLM answers
 
-    def done(clip: dict) -> bool:
-        entry = journal.get(clip["clip_id"])
-        if entry is None or (entry["rows"] and not (media / entry["file"]).exists()):
-            return False
-        rows.extend(entry["rows"])
-        rejects.extend([entry["reject"]] if entry["reject"] else [])
-        return True
-
-    for clip in table.to_dict("records"):
-        if not done(clip):
-            pending.append(clip)
-    progress = Progress(f"masks {shard:05d}", total=len(table), unit="clips")
-    progress.skip(len(table) - len(pending))
-    for start in range(0, len(pending), max(1, int(models["vlm"].get("batch_size", 1)))):
-        chunk = pending[start : start + int(models["vlm"].get("batch_size", 1))]
+    def ask_vlm(chunk: list[dict]) -> None:
+        """Read a batch of clips and ask the VLM about their key frames in one call."""
+        nonlocal annotator
         if annotator is None:
             annotator = Annotator(cfg, models)
         loaded = []
@@ -217,33 +199,35 @@ def mask_shard(
             try:
                 loaded.append((clip, read_frames(clip["path"])))
             except VideoError as err:
-                entry = {"rows": [], "file": None, "reject": _reject(clip, shard, str(err))}
-                journal.record(clip["clip_id"], entry)
-                rejects.append(entry["reject"])
+                ready[clip["clip_id"]] = err
         keys = [f[key_frame_index(len(f), cfg["key_frame"])] for _, f in loaded]
         answers = annotator.vlm(keys) if keys else []
         for (clip, frames), answer in zip(loaded, answers, strict=True):
-            entry = _annotate(annotator, clip, frames, answer, shard, cfg, media)
-            journal.record(clip["clip_id"], entry)
-            rows.extend(entry["rows"])
-            rejects.extend([entry["reject"]] if entry["reject"] else [])
-        progress.step(len(chunk))
-    progress.done()
-    df = pd.DataFrame(rows, columns=MASK_COLUMNS)
-    prov = stage_provenance("masks", shard=shard, params=cfg, models=_model_ids(models))
-    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out, prov)
-    write_table(df, out, prov)
-    journal.finish()
-    prune(media, {Path(p).name for p in df["mask_path"]})
-    log.info(
-        "shard %d: %d objects in %d of %d clips (%d clips without one)",
+            ready[clip["clip_id"]] = (frames, answer)
+
+    def annotate(clip: dict) -> list[dict[str, Any]]:
+        got = ready.pop(clip["clip_id"])
+        if isinstance(got, VideoError):
+            raise got
+        frames, answer = got
+        return _annotate(annotator, clip, frames, answer, shard, cfg, media)
+
+    return run_shard(
+        "masks",
         shard,
-        len(df),
-        df["clip_id"].nunique(),
-        len(table),
-        len(rejects),
+        pd.read_parquet(clips),
+        annotate,
+        out=out,
+        rejects_out=rejects_out,
+        columns=MASK_COLUMNS,
+        provenance=stage_provenance(
+            "masks", shard=shard, params=cfg, models=model_ids(models, FAMILIES)
+        ),
+        files=lambda row: [row["mask_path"]],
+        media=media,
+        batch=int(models["vlm"].get("batch_size", 1)),
+        prepare=ask_vlm,
     )
-    return df
 
 
 def _annotate(
@@ -254,20 +238,20 @@ def _annotate(
     shard: int,
     cfg: dict[str, Any],
     media: Path,
-) -> dict[str, Any]:
-    """One clip's journal entry: its object rows and mask file, or a reject with the reason."""
+) -> list[dict[str, Any]]:
+    """One clip's object rows (its mask file written); Reject with the reason when none is kept."""
     phrases = annotator.phrases(answer)
     boxes, masks, why = annotator.objects(frames, phrases)
     if not boxes:
         short = " ".join(answer.split())[:200]
-        return {"rows": [], "file": None, "reject": _reject(clip, shard, f"{why} (VLM: {short!r})")}
+        raise Reject(f"{why} (VLM: {short!r})")
     name = f"{clip['clip_id']}.masks.npz"
     save_masks(media / name, masks)
     areas = frame_areas(masks)
     key = key_frame_index(len(frames), cfg["key_frame"])
     models = json.dumps(annotator.provenance(), sort_keys=True)
     params = json.dumps(cfg, sort_keys=True)
-    rows = [
+    return [
         {
             "clip_id": clip["clip_id"],
             "video_id": clip["video_id"],
@@ -293,18 +277,3 @@ def _annotate(
         }
         for i, box in enumerate(boxes)
     ]
-    return {"rows": rows, "file": name, "reject": None}
-
-
-def _reject(clip: dict, shard: int, reason: str) -> dict:
-    return {
-        "video_id": clip["video_id"],
-        "shard": shard,
-        "stage": "masks",
-        "path": clip["path"],
-        "reason": reason,
-    }
-
-
-def _model_ids(models: dict[str, Any]) -> dict[str, Any]:
-    return {f: {k: models[f].get(k) for k in ("id", "revision", "dtype")} for f in FAMILIES}

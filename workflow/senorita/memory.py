@@ -622,29 +622,25 @@ def train_job(name: str, experts: dict[str, Any]) -> Job:
 def plan(config: dict[str, Any]) -> list[Job]:
     """Every GPU job the config enables, in pipeline order (``config`` has the schema's
     defaults filled, as the Snakefile has them)."""
-    from senorita.checkpoints import asks_llm
     from senorita.models import families_for
-    from senorita.tasks import MAKERS, TASKS_BY_ID, enabled_tasks
+    from senorita.tasks import asks_llm, enabled_tasks, get
 
-    tasks = enabled_tasks(config["tasks"])
-    needs = {n for t in tasks for n in TASKS_BY_ID[t].needs}
+    tasks = [get(t) for t in enabled_tasks(config["tasks"])]
     models = config["models"]
     jobs = []
     if config["captions"]["enabled"]:
         jobs.append(_model_job("captions", "every shard", models, ["captioner"]))
-    kinds = sorted(n.split(":", 1)[1] for n in needs if n.startswith("control:"))
-    if families := families_for(kinds):
+    if families := families_for(sorted({k for t in tasks for k in t.controls})):
         jobs.append(_model_job("control_maps", "every shard", models, families))
-    if "masks" in needs:
+    if any(t.needs_masks for t in tasks):
         jobs.append(_model_job("masks", "every shard", models, ["vlm", "detector", "segmenter"]))
     experts = config["experts"]
     for t in tasks:
-        if MAKERS[t] == "expert":
-            name = next(n.split(":", 1)[1] for n in TASKS_BY_ID[t].needs if n.startswith("expert:"))
-            jobs.append(expert_job(t, name, experts, models))
+        if t.stage == "expert":
+            jobs.append(expert_job(t.id, t.expert, experts, models))
     for t in tasks:  # the language model's answers, its own job before the expert's
-        if MAKERS[t] == "expert" and asks_llm(t, experts):
-            jobs.append(_model_job("llm_answers", t, models, ["llm"]))
+        if t.stage == "expert" and asks_llm(t.id, experts):
+            jobs.append(_model_job("llm_answers", t.id, models, ["llm"]))
     for name in ("remover", "local_stylizer", "inpainter", "global_stylizer"):
         jobs.append(train_job(name, experts))
     jobs.append(_model_job("filter_scores", "every task", models, ["clip"]))

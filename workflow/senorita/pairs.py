@@ -1,12 +1,20 @@
 """Pairs, per task and shard: one (source, instruction, target) pair per drawn clip.
 
-Every task's pairs come out of one loop (``make_pairs``): a seeded draw decides whether the clip
-gets a pair, the task's maker writes the two files (or says why it cannot), an instruction is
-drawn from the task's templates, and the row is journaled so a killed job resumes. Makers:
+A shard's pair job is one ``PairJob`` (its inputs: the clip table, the task's config, the seed,
+the tables the task reads, where to write). ``make_task_pairs(job)`` makes its pairs with the
+stage the task registry names (``senorita.tasks``), each stage a class with one method,
+``pair(clip, rng, src, tgt) -> Made``, that writes one clip's two files (or raises ``NoPair``):
 
-- operator tasks: the clip is the target, the operator's output the source;
-- detector tasks: the clip and its control map (hard links, no model runs here);
-- grounding: the clip and one of its objects' mask video (white on black).
+- ``operator``: the clip is the target, the operator's output the source (``OperatorPairs``);
+- ``control``: the clip and its control map (hard links, no model runs here; ``ControlPairs``);
+- ``grounding``: the clip and one of its objects' mask video, white on black (``GroundingPairs``);
+- ``expert``: a video expert's edit (``senorita.expert_tasks``, the one module that loads torch);
+- ``reversed``: another task's pairs reversed (``senorita.reversed_pairs``).
+
+Every stage's pairs come out of one loop (``make_pairs``, on the shard runner ``shards.run_shard``):
+a seeded draw decides whether the clip gets a pair (``pair_draw``), the stage writes the two
+files, an instruction is drawn from the task's templates, and the row is journaled so a killed
+job resumes. Attribution (``VIDEO_FIELDS``) is copied from the clip's row into the pair's.
 
 Files are laid out as in the released Señorita-2M: ``<pair_id>_org.mp4`` (source) beside
 ``<pair_id>.mp4`` (target), in ``<dataset>/<task>/<shard>/``.
@@ -14,40 +22,29 @@ Files are laid out as in the released Señorita-2M: ``<pair_id>_org.mp4`` (sourc
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
 
-from senorita.atomic import link_or_copy, write_table
-from senorita.ids import derive_seed, stable_hash
-from senorita.ingest import REJECT_COLUMNS
+from senorita.atomic import link_or_copy
+from senorita.attribution import VIDEO_FIELDS, attribution
+from senorita.ids import derive_seed, shard_name, stable_hash
 from senorita.instructions import InstructionError, draw_instruction
-from senorita.journal import Journal, prune
-from senorita.operators import OPERATORS
-from senorita.progress import Progress
-from senorita.provenance import code_version, stage_provenance
+from senorita.provenance import code_version, model_tag, stage_provenance
+from senorita.shards import Reject, run_shard
+from senorita.tasks import get, operator_of
 from senorita.video import VideoError, read_frames, write_frames
 
 log = logging.getLogger(__name__)
 
-# Video fields copied into every pair row: attribution travels with the pair.
-VIDEO_FIELDS = [
-    "origin",
-    "licence",
-    "author",
-    "author_url",
-    "page_url",
-    "source_name",
-    "pexels_id",
-    "rendition",
-]
-
+# Attribution (attribution.VIDEO_FIELDS) is copied from the clip row into every pair row.
 PAIR_COLUMNS = [
     "pair_id",
     "task",
@@ -71,87 +68,154 @@ PAIR_COLUMNS = [
     *VIDEO_FIELDS,
 ]
 
+# The shard tables a task may read (senorita.tasks.TABLES) -> the PairJob field holding each.
+TABLE_FIELDS = {"masks": "masks", "control": "control", "captions": "captions", "llm": "answers"}
 
-class NoPair(Exception):
-    """A clip the maker cannot pair: recorded as a reject (or skipped when ``record`` is false)."""
 
-    def __init__(self, reason: str, record: bool = True):
-        super().__init__(reason)
-        self.record = record
+@dataclass(frozen=True)
+class PairJob:
+    """One task's pair job for one shard: everything it reads, and where it writes.
+
+    The same object serves the language-model job of an expert task (``llm_answers``), which
+    writes its answer cache to ``out`` and has no dataset or rejects.
+    """
+
+    task: str
+    shard: int
+    clips: Path  # the shard's clip table
+    params: dict[str, Any]  # the config's tasks.<task>
+    seed: int  # the run's seed (config seed)
+    out: Path  # the shard's pair table (the llm job: its answer cache)
+    dataset: Path | None = None  # the dataset root; pair files go to <dataset>/<task>/<shard>/
+    rejects: Path | None = None  # the shard's pair rejects table
+    encode: dict[str, Any] | None = None  # the config's encode section
+    max_words: int | None = None  # the longest instruction allowed (config instructions)
+    masks: Path | None = None  # the shard's mask table
+    control: Path | None = None  # the shard's control-map table
+    captions: Path | None = None  # the shard's caption table
+    answers: Path | None = None  # the language model's answers (the llm job's cache)
+    forward: Path | None = None  # the reversed task's pair table (reversed stage)
+    experts: dict[str, Any] | None = None  # the config's experts section (expert stage)
+    models: dict[str, Any] | None = None  # the config's models section (the llm job)
+
+    # CLI flags whose name differs from the field's.
+    FLAGS: ClassVar[dict[str, str]] = {"answers": "cache"}
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> PairJob:
+        """The job of a pair subcommand's arguments (a flag the subcommand lacks: None)."""
+        return cls(
+            **{f.name: getattr(args, cls.FLAGS.get(f.name, f.name), None) for f in fields(cls)}
+        )
+
+    @property
+    def media(self) -> Path:
+        """The folder of this shard's pair files."""
+        return self.require("dataset").dataset / self.task / shard_name(self.shard)
+
+    def require(self, *names: str) -> PairJob:
+        """This job, checked to have ``names`` (fields); a ValueError names the missing flag."""
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            flags = ", ".join("--" + self.FLAGS.get(n, n).replace("_", "-") for n in missing)
+            raise ValueError(f"task {self.task} shard {self.shard}: {flags} required")
+        return self
+
+    def require_tables(self, tables: tuple[str, ...]) -> PairJob:
+        """This job, checked to have each of ``tables`` (senorita.tasks.TABLES) it reads."""
+        return self.require(*(TABLE_FIELDS[t] for t in tables))
+
+
+class NoPair(Reject):
+    """A clip the stage cannot pair: recorded as a reject (or skipped when ``record`` is false;
+    ``shards.Reject``)."""
 
 
 @dataclass
 class Made:
-    """What a maker wrote for one pair: the fields only it knows."""
+    """What a stage wrote for one pair: the fields only it knows."""
 
     source_shape: tuple[int, int]  # height, width
     target_shape: tuple[int, int]
-    maker: str
+    maker: str  # the row's "maker": what made the pair (operator:blur, expert:remover:<id>@...)
     params: dict[str, Any]
     slots: dict[str, str] = field(default_factory=dict)  # instruction template slots
     frames: int | None = None  # when not the clip's (an expert generates a set count)
     instruction: tuple[str, str] | None = None  # (text, template id) written by a model
 
 
-# A maker gets the clip's row, the pair's rng and the two paths to write.
-Maker = Callable[[dict[str, Any], np.random.Generator, Path, Path], Made]
+class TaskPairs(Protocol):
+    """How one pair stage makes one clip's pair (built from the job: ``cls(job)``)."""
+
+    # What the shard table's provenance records besides the job's task, shard, params and seed.
+    provenance: dict[str, Any]
+
+    def pair(self, clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
+        """Write the pair's source ``src`` and target ``tgt`` from ``clip`` (its clip-table row),
+        drawing from ``rng`` (the pair's generator); raise NoPair when the clip has none."""
+        ...
 
 
-def make_pairs(
-    task: str,
-    shard: int,
-    clips: Path,
-    videos: Path,
-    task_cfg: dict[str, Any],
-    seed: int,
-    dataset: Path,
-    out: Path,
-    rejects_out: Path,
-    maker: Maker,
-    provenance: dict[str, Any],
-    max_words: int | None = None,
-) -> pd.DataFrame:
-    clip_table = pd.read_parquet(clips)
-    video_table = pd.read_parquet(videos).set_index("video_id")
-    media = dataset / task / f"{shard:05d}"
+# Pair stage (senorita.tasks.STAGES) -> "module:attribute" building its TaskPairs from a job,
+# imported only by the job that runs it (the expert stage loads torch).
+STAGE_PAIRS = {
+    "operator": "senorita.pairs:OperatorPairs",
+    "control": "senorita.pairs:ControlPairs",
+    "grounding": "senorita.pairs:GroundingPairs",
+    "expert": "senorita.expert_tasks:expert_pairs",
+    "reversed": "senorita.reversed_pairs:ReversedPairs",
+}
+
+
+def stage_pairs(job: PairJob) -> TaskPairs:
+    """The TaskPairs of ``job``'s task, as its registry entry's stage says."""
+    module, _, name = STAGE_PAIRS[get(job.task).stage].partition(":")
+    return getattr(import_module(module), name)(job)
+
+
+def make_task_pairs(job: PairJob, stage: str | None = None) -> pd.DataFrame:
+    """``job``'s pairs, made by its task's stage (a ValueError when that is not ``stage``, the
+    subcommand's)."""
+    task = get(job.task)
+    if stage is not None and task.stage != stage:
+        raise ValueError(
+            f"task {task.id} is made by the {task.stage} stage, not {stage}: run "
+            f"`senorita {task.stage}-pairs --task {task.id} ...`"
+        )
+    job.require("dataset", "rejects").require_tables(tuple(t for t in task.reads if t != "llm"))
+    return make_pairs(job, stage_pairs(job))
+
+
+def pair_draw(job: PairJob, clip_id: str) -> tuple[int, np.random.Generator] | None:
+    """The pair's seed and generator, after the draw (its first) that gives the clip a pair of
+    ``job.task``; None when it does not. A plan drawn from this generator is the pair job's."""
+    seed = derive_seed(job.seed, job.task, clip_id)
+    rng = np.random.default_rng(seed)
+    if rng.random() >= job.params["clip_fraction"]:
+        return None
+    return seed, rng
+
+
+def make_pairs(job: PairJob, stage: TaskPairs) -> pd.DataFrame:
+    """The loop every stage's pairs come out of (``shards.run_shard``: journal, resume, rejects,
+    progress, atomic finish, prune), one clip at a time: draw, make, instruct."""
+    task, shard, dataset = job.task, job.shard, job.require("dataset", "rejects").dataset
+    media = job.media
     media.mkdir(parents=True, exist_ok=True)
-    journal = Journal(out)
-    rows, rejects = [], []
-    progress = Progress(f"pairs {task} {shard:05d}", total=len(clip_table), unit="clips")
-    for clip in clip_table.to_dict("records"):
-        pair_seed = derive_seed(seed, task, clip["clip_id"])
-        rng = np.random.default_rng(pair_seed)
-        if rng.random() >= task_cfg["clip_fraction"]:
-            progress.skip()  # not drawn for this task: no work, not part of the rate
-            continue
+
+    def pair(clip: dict[str, Any]) -> dict[str, Any] | None:
+        if (drawn := pair_draw(job, clip["clip_id"])) is None:
+            return None  # not drawn for this task: no work, not part of the rate
+        pair_seed, rng = drawn
         pair_id = stable_hash("pair", task, clip["clip_id"])
         src, tgt = media / f"{pair_id}_org.mp4", media / f"{pair_id}.mp4"
-        if (done := journal.get(pair_id, src, tgt)) is not None:
-            rows.append(done)
-            progress.skip()
-            continue
-        try:
-            made = maker(clip, rng, src, tgt)
-            # A slot filled from a model (a phrase) can make an instruction the dataset must not
-            # carry: that pair is a reject, not a failed job.
-            instruction, template_id = draw_instruction(task, rng, max_words, **made.slots)
-            if made.instruction is not None:  # a model wrote one (checked where it was made)
-                instruction, template_id = made.instruction
-        except (VideoError, NoPair, InstructionError) as err:
-            if getattr(err, "record", True):
-                rejects.append(
-                    {
-                        "video_id": clip["video_id"],
-                        "shard": shard,
-                        "stage": f"pairs:{task}",
-                        "path": clip["path"],
-                        "reason": str(err),
-                    }
-                )
-            progress.step()
-            continue
-        video = video_table.loc[clip["video_id"]]
-        row = {
+        made = stage.pair(clip, rng, src, tgt)
+        # A slot filled from a model (a phrase) can make an instruction the dataset must not
+        # carry: that pair is a reject (InstructionError), not a failed job.
+        instruction, template_id = draw_instruction(task, rng, job.max_words, **made.slots)
+        if made.instruction is not None:  # a model wrote one (checked where it was made)
+            instruction, template_id = made.instruction
+        return {
             "pair_id": pair_id,
             "task": task,
             "instruction": instruction,
@@ -171,161 +235,112 @@ def make_pairs(
             "params": json.dumps(made.params, sort_keys=True),
             "seed": pair_seed,
             "code_version": code_version(),
-            **{f: _plain(video.get(f)) for f in VIDEO_FIELDS},
+            **attribution(clip),
         }
-        journal.record(pair_id, row)
-        rows.append(row)
-        progress.step()
-    progress.done()
-    df = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
     prov = stage_provenance(
-        "pairs", task=task, shard=shard, params=task_cfg, seed=seed, **provenance
+        "pairs", task=task, shard=shard, params=job.params, seed=job.seed, **stage.provenance
     )
-    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), rejects_out, prov)
-    write_table(df, out, prov)
-    journal.finish()
-    keep = {Path(p).name for p in (*df["source_path"], *df["target_path"])}
-    prune(media, keep)
-    log.info("%s shard %d: %d pairs (%d rejects)", task, shard, len(df), len(rejects))
-    return df
-
-
-def _plain(value: Any) -> Any:
-    """pandas' missing values as None, numpy scalars as Python ones (the journal is JSON)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    return None if value is None or (isinstance(value, float) and value != value) else value
-
-
-def make_operator_pairs(
-    task: str,
-    shard: int,
-    clips: Path,
-    videos: Path,
-    task_cfg: dict[str, Any],
-    seed: int,
-    encode: dict[str, Any],
-    dataset: Path,
-    out: Path,
-    rejects_out: Path,
-    max_words: int | None = None,
-) -> pd.DataFrame:
-    operator = OPERATORS[task]
-
-    def make(clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
-        frames = read_frames(clip["path"])
-        params = operator.draw(rng, task_cfg, frames.shape[1], frames.shape[2])
-        source = operator(frames, params)
-        crf = task_cfg.get("crf", encode["crf"])
-        write_frames(src, source, clip["fps"], crf=crf, preset=encode["preset"])
-        link_or_copy(clip["path"], tgt)
-        return Made(source.shape[1:3], frames.shape[1:3], f"operator:{operator.name}", params)
-
-    return make_pairs(
-        task,
+    return run_shard(
+        f"pairs:{task}",
         shard,
-        clips,
-        videos,
-        task_cfg,
-        seed,
-        dataset,
-        out,
-        rejects_out,
-        make,
-        {"encode": encode, "maker": f"operator:{operator.name}"},
-        max_words=max_words,
+        pd.read_parquet(job.clips),
+        pair,
+        out=job.out,
+        rejects_out=job.rejects,
+        columns=PAIR_COLUMNS,
+        provenance=prov,
+        files=lambda row: (dataset / row["source_path"], dataset / row["target_path"]),
+        media=media,
+        errors=(VideoError, Reject, InstructionError),
+        label=f"pairs {task} {shard_name(shard)}",
     )
 
 
-# Detector tasks: the control-map kind each one pairs with the clip, and whether the map is the
-# target (detection: video -> map) or the source (to_video: map -> video).
-CONTROL_TASKS: dict[str, tuple[str, bool]] = {
-    "depth_detection": ("depth", True),
-    "depth_to_video": ("depth", False),
-    "hed_detection": ("hed", True),
-    "hed_to_video": ("hed", False),
-    "scribble_detection": ("scribble", True),
-    "scribble_to_video": ("scribble", False),
-}
+def encode_args(job: PairJob) -> dict[str, Any]:
+    """The encoder settings of ``job``'s videos: the task's ``crf`` over the run's."""
+    encode = job.require("encode").encode
+    return {"crf": job.params.get("crf", encode["crf"]), "preset": encode["preset"]}
 
 
-def make_control_pairs(
-    task: str,
-    shard: int,
-    clips: Path,
-    videos: Path,
-    control: Path,
-    task_cfg: dict[str, Any],
-    seed: int,
-    dataset: Path,
-    out: Path,
-    rejects_out: Path,
-) -> pd.DataFrame:
-    """Pairs of a detector task from the shard's control maps (no model runs here).
+# -- the stages without a model ------------------------------------------------------------------
 
-    Both videos already exist (the clip and its map); the pair files are hard links to them.
-    """
-    kind, map_is_target = CONTROL_TASKS[task]
-    maps = pd.read_parquet(control)
-    maps = maps[maps["kind"] == kind].set_index("clip_id")
 
-    def make(clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
-        if clip["clip_id"] not in maps.index:
+class OperatorPairs:
+    """Operator tasks: the operator (the registry's ``operator``) makes the source from the clip,
+    its parameters drawn per pair; the clip is the target."""
+
+    def __init__(self, job: PairJob):
+        self.job = job
+        self.operator = operator_of(job.task)
+        self.maker = f"operator:{self.operator.name}"
+        self.provenance = {"encode": job.require("encode").encode, "maker": self.maker}
+
+    def pair(self, clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
+        frames = read_frames(clip["path"])
+        params = self.operator.draw(rng, self.job.params, frames.shape[1], frames.shape[2])
+        source = self.operator(frames, params)
+        write_frames(src, source, clip["fps"], **encode_args(self.job))
+        link_or_copy(clip["path"], tgt)
+        return Made(source.shape[1:3], frames.shape[1:3], self.maker, params)
+
+
+class ControlPairs:
+    """Detector tasks: the clip and its control map of the registry's ``control`` kind, the map
+    the target (``map_is_target``: video -> map) or the source (map -> video). Both videos
+    already exist; the pair files are hard links to them."""
+
+    def __init__(self, job: PairJob):
+        task = get(job.task)
+        self.kind, self.map_is_target = task.control, task.map_is_target
+        maps = pd.read_parquet(job.require("control").control)
+        self.maps = maps[maps["kind"] == self.kind].set_index("clip_id")
+        self.provenance: dict[str, Any] = {}
+
+    def pair(self, clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
+        kind = self.kind
+        if clip["clip_id"] not in self.maps.index:
             raise NoPair(f"no {kind} map for this clip (see the control stage's rejects)")
-        cmap = maps.loc[clip["clip_id"]]
+        cmap = self.maps.loc[clip["clip_id"]]
         clip_shape = (clip["height"], clip["width"])
         map_shape = (cmap["height"], cmap["width"])
         pairs = [(clip["path"], clip_shape), (cmap["path"], map_shape)]
-        (source, source_shape), (target, target_shape) = pairs if map_is_target else pairs[::-1]
+        (source, source_shape), (target, target_shape) = (
+            pairs if self.map_is_target else pairs[::-1]
+        )
         link_or_copy(source, src)
         link_or_copy(target, tgt)
         params = json.loads(cmap["params"])
-        maker = f"model:{kind}:{params.get('model')}@{params.get('revision') or 'local'}"
+        maker = f"model:{kind}:{model_tag(params.get('model'), params.get('revision'))}"
         return Made(source_shape, target_shape, maker, {"kind": kind, **params})
 
-    return make_pairs(
-        task, shard, clips, videos, task_cfg, seed, dataset, out, rejects_out, make, {}
-    )
 
-
-def make_grounding_pairs(
-    task: str,
-    shard: int,
-    clips: Path,
-    videos: Path,
-    masks: Path,
-    task_cfg: dict[str, Any],
-    seed: int,
-    encode: dict[str, Any],
-    dataset: Path,
-    out: Path,
-    rejects_out: Path,
-    max_words: int | None = None,
-) -> pd.DataFrame:
-    """Grounding pairs: the clip, and the mask video of one of its objects (a seeded draw).
+class GroundingPairs:
+    """Grounding: the clip, and the mask video of one of its objects (a seeded draw).
 
     Clips without a kept object make no pair and no pair reject: the masks stage recorded why.
     """
-    from senorita.masks import load_masks
 
-    objects = pd.read_parquet(masks)
-    by_clip = {cid: group.sort_values("object") for cid, group in objects.groupby("clip_id")}
+    def __init__(self, job: PairJob):
+        self.job = job
+        objects = pd.read_parquet(job.require("masks").masks)
+        self.by_clip = {c: g.sort_values("object") for c, g in objects.groupby("clip_id")}
+        self.provenance = {"encode": job.require("encode").encode, "maker": "grounding"}
 
-    def make(clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
-        if clip["clip_id"] not in by_clip:
+    def pair(self, clip: dict[str, Any], rng: np.random.Generator, src: Path, tgt: Path) -> Made:
+        from senorita.masks import load_masks
+
+        if clip["clip_id"] not in self.by_clip:
             raise NoPair("no object found (see the masks stage's rejects)", record=False)
-        choices = by_clip[clip["clip_id"]]
+        choices = self.by_clip[clip["clip_id"]]
         obj = choices.iloc[int(rng.integers(len(choices)))]
         mask = load_masks(obj["mask_path"])[int(obj["object"])]
         video = np.repeat((mask.astype(np.uint8) * 255)[..., None], 3, axis=-1)
-        write_frames(
-            tgt, video, clip["fps"], crf=task_cfg.get("crf", encode["crf"]), preset=encode["preset"]
-        )
+        write_frames(tgt, video, clip["fps"], **encode_args(self.job))
         link_or_copy(clip["path"], src)
         models = json.loads(obj["models"])
         maker = "model:grounding:" + "+".join(
-            f"{models[f]['model']}@{models[f]['revision'] or 'local'}"
-            for f in ("detector", "segmenter")
+            model_tag(models[f]["model"], models[f]["revision"]) for f in ("detector", "segmenter")
         )
         params = {
             "phrase": obj["phrase"],
@@ -339,18 +354,3 @@ def make_grounding_pairs(
         }
         shape = (int(obj["height"]), int(obj["width"]))
         return Made(shape, shape, maker, params, {"obj": obj["phrase"]})
-
-    return make_pairs(
-        task,
-        shard,
-        clips,
-        videos,
-        task_cfg,
-        seed,
-        dataset,
-        out,
-        rejects_out,
-        make,
-        {"encode": encode, "maker": "grounding"},
-        max_words=max_words,
-    )

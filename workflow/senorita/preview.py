@@ -7,6 +7,8 @@ target side by side, at the clip's frame rate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,8 @@ PAD = 6
 TEXT_HEIGHT = 22
 BACKGROUND = (250, 250, 250)
 INK = (20, 20, 20)
+
+Reader = Callable[[Path], np.ndarray]  # a video's decoded frames (read_frames, or a cache of it)
 
 
 def _font() -> ImageFont.ImageFont:
@@ -40,15 +44,20 @@ def sample_pairs(manifest: pd.DataFrame, n: int) -> pd.DataFrame:
 
 
 def contact_sheet(
-    manifest: pd.DataFrame, dataset: Path, out: Path, pairs: int = 3, frames: int = 4
+    manifest: pd.DataFrame,
+    dataset: Path,
+    out: Path,
+    pairs: int = 3,
+    frames: int = 4,
+    read: Reader = read_frames,
 ) -> int:
     """Write the task's contact sheet PNG; return the number of pairs shown."""
     rows = sample_pairs(manifest, pairs).to_dict("records")
     font = _font()
     blocks = []
     for row in rows:
-        src = read_frames(dataset / row["source_path"])
-        tgt = read_frames(dataset / row["target_path"])
+        src = read(dataset / row["source_path"])
+        tgt = read(dataset / row["target_path"])
         size = (THUMB_WIDTH, round(THUMB_WIDTH * tgt.shape[1] / tgt.shape[2]))
         idx = np.linspace(0, len(tgt) - 1, frames).round().astype(int).tolist()
         block = Image.new(
@@ -78,13 +87,15 @@ def contact_sheet(
     return len(rows)
 
 
-def animated_preview(manifest: pd.DataFrame, dataset: Path, out: Path) -> None:
+def animated_preview(
+    manifest: pd.DataFrame, dataset: Path, out: Path, read: Reader = read_frames
+) -> None:
     """Write a GIF of the first sample pair, source | target, looping."""
     rows = sample_pairs(manifest, 1).to_dict("records")
     if rows:
         row = rows[0]
-        src = read_frames(dataset / row["source_path"])
-        tgt = read_frames(dataset / row["target_path"])
+        src = read(dataset / row["source_path"])
+        tgt = read(dataset / row["target_path"])
         size = (THUMB_WIDTH, round(THUMB_WIDTH * tgt.shape[1] / tgt.shape[2]))
         frames = []
         for a, b in zip(src, tgt, strict=True):
@@ -99,3 +110,16 @@ def animated_preview(manifest: pd.DataFrame, dataset: Path, out: Path) -> None:
         frames[0].save(
             tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0
         )
+
+
+def write_previews(
+    manifest: pd.DataFrame, dataset: Path, sheet: Path, gif: Path, pairs: int = 3
+) -> None:
+    """The contact sheet and the animated preview, each pair's videos decoded once.
+
+    The preview's pair is the sheet's first: decoded for the GIF, it is still in the two-video
+    cache when the sheet starts (a larger cache would hold every sample's frames at once).
+    """
+    read = lru_cache(maxsize=2)(read_frames)
+    animated_preview(manifest, dataset, gif, read=read)
+    contact_sheet(manifest, dataset, sheet, pairs=pairs, read=read)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -59,20 +60,29 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-SECRET_WORDS = ("key", "token", "secret", "password")
+SECRET_WORDS = ("key", "apikey", "token", "secret", "password", "passwd", "credentials")
+
+
+def _secret_name(name: object) -> bool:
+    """A key naming a secret: one of its words (snake, kebab or camel case) is a secret word, so
+    ``api_key`` and ``hfToken`` are and ``max_clip_tokens`` is not."""
+    words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name)).lower())
+    return any(w in SECRET_WORDS for w in words)
 
 
 def redact(value: object) -> object:
     """A config with any secret-looking key's value replaced (secrets come from the environment,
     but a config dump must never carry one even if a user put it there)."""
     if isinstance(value, dict):
-        return {
-            k: "<redacted>" if any(w in str(k).lower() for w in SECRET_WORDS) else redact(v)
-            for k, v in value.items()
-        }
+        return {k: "<redacted>" if _secret_name(k) else redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+def model_tag(model: str | None, revision: str | None) -> str:
+    """The ``model@revision`` tag a row's ``maker`` carries (``@local`` for a local path)."""
+    return f"{model}@{revision or 'local'}"
 
 
 def stage_provenance(stage: str, **params: object) -> dict:

@@ -1,13 +1,15 @@
 """The global stylizer (CogVideoX-5B-I2V plus the video ControlNet): restyles the whole clip.
 
 Frame 0 is stylized first by an image ControlNet pipeline (Stable Diffusion 1.5 with a ControlNet,
-loaded by the experts stage) and passed in as ``first_frame``; the video model propagates it.
-Main branch: the noisy latents and the first frame's latent (I2V conditioning: frame 0's latent,
-zeros for the rest). Control branch: the unmasked HED, Canny and depth latents. Prompt: the clip's
-caption plus the style; guidance 4.
+loaded by the experts stage) and passed in as ``image``; the video model propagates it. Main
+branch: the noisy latents and the first frame's latent (I2V conditioning: frame 0's latent, zeros
+for the rest). Control branch: the unmasked HED, Canny and depth latents. Prompt: the clip's
+caption plus the style ("{caption}, in {style} style.", filled by the caller); guidance 4.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -28,32 +30,30 @@ class GlobalStylizerPipeline(LocalStylizerPipeline):
     @torch.no_grad()
     def __call__(  # type: ignore[override]
         self,
-        frames: np.ndarray,
-        first_frame: np.ndarray,
-        caption: str,
-        style: str,
-        hed: np.ndarray,
-        canny: np.ndarray,
-        depth: np.ndarray,
-        prompt: str = "{caption}, in {style} style.",
+        *,
+        video: np.ndarray,
+        image: np.ndarray,
+        control_video: Sequence[np.ndarray],
+        prompt: str,
         negative_prompt: str = "",
         guidance_scale: float = 4.0,
         num_inference_steps: int = 50,
-        seed: int = 0,
-        conditioning_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+        controlnet_conditioning_scale: float = 1.0,
     ) -> ExpertOutput:
-        self.check_frames(frames)
-        shape = self.latent_shape(frames)
-        text = {"caption": caption.rstrip(". "), "style": style}
+        """``control_video``: the HED, Canny and depth maps (CONTROL_KINDS), in that order; the
+        whole frame is generated (no mask, no paste-back)."""
+        self.check_frames(video)
+        shape = self.latent_shape(video)
         latents = self.denoise(
-            self.first_frame_latents(first_frame, shape),
-            prompt.format(**text),
-            negative_prompt.format(**text),
+            self.first_frame_latents(image, shape),
+            prompt,
+            negative_prompt,
             guidance_scale,
             num_inference_steps,
-            self.generator(seed),
+            generator,
             shape,
-            control=self.control_latents([hed, canny, depth], None),
-            conditioning_scale=conditioning_scale,
+            control=self.control_latents(control_video, None),
+            conditioning_scale=controlnet_conditioning_scale,
         )
-        return self.finish(latents, frames, None, paste_back=False)
+        return self.finish(latents, video, None, paste_back=False)

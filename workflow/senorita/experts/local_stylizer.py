@@ -1,6 +1,5 @@
 """The local stylizer (CogVideoX-2B inpainting plus the video ControlNet): restyles a masked
-object, e.g. "It's a golden dog.", guidance 6. The prompt's ``{article}`` is "a" or "an" for
-the attribute ("It's an orange car."), as the training prompts and the paper have one.
+object, e.g. "It's a golden dog.", guidance 6 (the prompt filled by the caller).
 
 Main branch: the masked video and the mask (as the remover). Control branch: the HED, Canny and
 depth maps masked to the object, each through the VAE, concatenated on channels.
@@ -8,22 +7,19 @@ depth maps masked to the object, each through the VAE, concatenated on channels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from senorita.experts.pipeline import CogVideoXExpertPipeline, ExpertOutput
-from senorita.instructions import indefinite_article
 
-
-def stylizer_prompt(template: str, attribute: str, obj: str) -> str:
-    """``template`` filled: ``{article}`` ("a" or "an" for what follows it), ``{attribute}``
-    and ``{obj}``."""
-    article = indefinite_article(f"{attribute} {obj}")
-    return template.format(article=article, attribute=attribute, obj=obj)
+# The control maps the ControlNet reads, in its channel order (``control_video``'s).
+CONTROL_KINDS = ("hed", "canny", "depth")
 
 
 class LocalStylizerPipeline(CogVideoXExpertPipeline):
-    def control_latents(self, maps: list[np.ndarray], mask: np.ndarray | None) -> torch.Tensor:
+    def control_latents(self, maps: Sequence[np.ndarray], mask: np.ndarray | None) -> torch.Tensor:
         """Control maps (each (T, H, W, 3) uint8), zero outside ``mask`` when given, as latents."""
         if mask is not None:
             maps = [np.where(mask[..., None], m, np.uint8(0)) for m in maps]
@@ -32,32 +28,30 @@ class LocalStylizerPipeline(CogVideoXExpertPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        frames: np.ndarray,
-        mask: np.ndarray,
-        obj: str,
-        attribute: str,
-        hed: np.ndarray,
-        canny: np.ndarray,
-        depth: np.ndarray,
-        prompt: str = "It's {article} {attribute} {obj}.",
+        *,
+        video: np.ndarray,
+        mask_video: np.ndarray,
+        control_video: Sequence[np.ndarray],
+        prompt: str,
         negative_prompt: str = "",
         guidance_scale: float = 6.0,
         num_inference_steps: int = 50,
-        seed: int = 0,
+        generator: torch.Generator | None = None,
         paste_back: bool = True,
-        conditioning_scale: float = 1.0,
+        controlnet_conditioning_scale: float = 1.0,
     ) -> ExpertOutput:
-        self.check_frames(frames)
-        condition = self.inpainting_condition(frames, mask)
+        """``control_video``: the HED, Canny and depth maps (CONTROL_KINDS), in that order."""
+        self.check_frames(video)
+        condition = self.inpainting_condition(video, mask_video)
         latents = self.denoise(
             condition,
-            stylizer_prompt(prompt, attribute, obj),
-            stylizer_prompt(negative_prompt, attribute, obj),
+            prompt,
+            negative_prompt,
             guidance_scale,
             num_inference_steps,
-            self.generator(seed),
-            self.latent_shape(frames),
-            control=self.control_latents([hed, canny, depth], mask),
-            conditioning_scale=conditioning_scale,
+            generator,
+            self.latent_shape(video),
+            control=self.control_latents(control_video, mask_video),
+            conditioning_scale=controlnet_conditioning_scale,
         )
-        return self.finish(latents, frames, mask, paste_back)
+        return self.finish(latents, video, mask_video, paste_back)

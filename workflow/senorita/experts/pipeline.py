@@ -6,6 +6,12 @@ optionally steered by a video ControlNet fed control-map latents. What differs p
 which conditioning it assembles and which prompts it uses; the loop, the VAE round trip, the
 classifier-free guidance and the paste-back live here.
 
+The four are called as diffusers' pipelines are, with keyword arguments of the same names:
+``video`` (the clip), ``mask_video`` (what to edit), ``image`` (an edited frame 0),
+``control_video`` (control maps), ``prompt`` and ``negative_prompt`` (filled in: the pipelines
+format no template), ``guidance_scale``, ``num_inference_steps``, ``generator`` (a CPU one,
+``cpu_generator(seed)``), ``paste_back`` and ``controlnet_conditioning_scale``.
+
 Frames go in and come out as (T, H, W, 3) uint8 arrays; T must be 8k+1 (the VAE compresses time
 by 4 and decodes latent frames in pairs after the first) and H, W multiples of 16 (VAE 8 × patch
 2). Being ``DiffusionPipeline`` subclasses they ``save_pretrained``/``from_pretrained`` in
@@ -32,6 +38,12 @@ from senorita.experts.transformer import rotary_embedding
 class ExpertOutput(BaseOutput):
     frames: np.ndarray  # (T, H, W, 3) uint8
     generated: np.ndarray  # the same before paste-back
+
+
+def cpu_generator(seed: int) -> torch.Generator:
+    """The generator a pipeline call is seeded with: noise is drawn on the CPU, so a seed gives
+    the same video on any device."""
+    return torch.Generator("cpu").manual_seed(int(seed))
 
 
 def masked_video(frames: np.ndarray, mask: np.ndarray, fill: int = 0) -> np.ndarray:
@@ -149,7 +161,7 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
         negative_prompt: str,
         guidance_scale: float,
         num_inference_steps: int,
-        generator: torch.Generator,
+        generator: torch.Generator | None,
         shape: tuple[int, int, int, int],
         control: torch.Tensor | None = None,
         conditioning_scale: float = 1.0,
@@ -158,9 +170,12 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
         (positive ``prompt`` against ``negative_prompt``) when ``guidance_scale`` > 1.
 
         ``condition`` (1, T', Cc, h, w) is concatenated to the noisy latents on channels;
-        ``control`` (1, T', Ck, h, w) goes through the ControlNet when there is one.
+        ``control`` (1, T', Ck, h, w) goes through the ControlNet when there is one. No
+        ``generator``: seed 0 (``cpu_generator``).
         """
         device = self._execution_device
+        if generator is None:
+            generator = cpu_generator(0)
         cfg = guidance_scale > 1.0
         embeds = self.encode_prompt([negative_prompt, prompt] if cfg else [prompt])
         frames, channels, height, width = shape
@@ -231,8 +246,3 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
     def paste_back(generated: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The generated pixels inside ``mask`` (T, H, W), the source's everywhere else."""
         return np.where(mask[..., None], generated, source)
-
-    @staticmethod
-    def generator(seed: int) -> torch.Generator:
-        # Noise is drawn on the CPU so a seed gives the same video on any device.
-        return torch.Generator("cpu").manual_seed(int(seed))

@@ -1,8 +1,9 @@
 """The remover (CogVideoX-2B inpainting, 48 input channels): erases a masked object.
 
 Conditioning: the video with the masked region blanked, and the mask, both through the VAE.
-Classifier-free guidance pushes towards "Remove {obj}" and away from "Generate {obj}" (the
-paper's positive and negative prompts), guidance 2. The same pairs reversed are object addition.
+Classifier-free guidance pushes towards the prompt ("Remove {obj}", filled by the caller) and
+away from the negative prompt ("Generate {obj}"), the paper's, guidance 2. The same pairs
+reversed are object addition.
 """
 
 from __future__ import annotations
@@ -17,25 +18,25 @@ class RemoverPipeline(CogVideoXExpertPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        frames: np.ndarray,
-        mask: np.ndarray,
-        obj: str,
-        prompt: str = "Remove {obj}",
-        negative_prompt: str = "Generate {obj}",
+        *,
+        video: np.ndarray,
+        mask_video: np.ndarray,
+        prompt: str,
+        negative_prompt: str = "",
         guidance_scale: float = 2.0,
         num_inference_steps: int = 50,
-        seed: int = 0,
+        generator: torch.Generator | None = None,
         paste_back: bool = True,
     ) -> ExpertOutput:
-        self.check_frames(frames)
-        condition = self.inpainting_condition(frames, mask)
+        self.check_frames(video)
+        condition = self.inpainting_condition(video, mask_video)
         latents = self.denoise(
             condition,
-            prompt.format(obj=obj),
-            negative_prompt.format(obj=obj),
+            prompt,
+            negative_prompt,
             guidance_scale,
             num_inference_steps,
-            self.generator(seed),
-            self.latent_shape(frames),
+            generator,
+            self.latent_shape(video),
         )
-        return self.finish(latents, frames, mask, paste_back)
+        return self.finish(latents, video, mask_video, paste_back)

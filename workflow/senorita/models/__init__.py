@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a model loads, not by the Snakefile's parse
+    import torch
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# The precisions a config may name (torch's dtype of the same name).
+DTYPES = ("float32", "float16", "bfloat16")
 
 # Families whose loaders exist, and the control-map kinds each one makes.
 FAMILIES_FOR_KIND = {"depth": ("depth",), "hed": ("hed",), "scribble": ("hed",), "canny": ()}
@@ -54,6 +56,23 @@ class ModelSpec:
             or self.id.count("/") >= 2
         )
 
+    @property
+    def hub_revision(self) -> str | None:
+        """The revision to ask the hub for (none for a local path, which has no revisions)."""
+        return None if self.is_local else self.revision
+
+    def pretrained_kwargs(self, **extra: Any) -> dict[str, Any]:
+        """The arguments every ``from_pretrained`` of this entry shares (plus ``extra``)."""
+        return {"revision": self.hub_revision, **extra}
+
+    @property
+    def tag(self) -> str:
+        """``model@revision`` as rows record it (``@local`` for a local path)."""
+        from senorita.provenance import model_tag
+
+        prov = self.provenance()
+        return model_tag(prov["model"], prov["revision"])
+
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
 
@@ -70,6 +89,8 @@ class ModelSpec:
 
 
 def resolve_device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -79,13 +100,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    import torch
+
     if name == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
-    try:
-        return DTYPES[name]
-    except KeyError:
+    if name not in DTYPES:
         known = ", ".join(["auto", *DTYPES])
-        raise ValueError(f"unknown dtype {name!r}; expected one of {known}") from None
+        raise ValueError(f"unknown dtype {name!r}; expected one of {known}")
+    return getattr(torch, name)
 
 
 def families_for(kinds: list[str]) -> list[str]:

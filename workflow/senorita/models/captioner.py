@@ -30,10 +30,9 @@ class Captioner:
     def load(cls, spec: ModelSpec) -> Captioner:
         from transformers import AutoProcessor, Blip2ForConditionalGeneration
 
-        revision = None if spec.is_local else spec.revision
-        processor = AutoProcessor.from_pretrained(spec.id, revision=revision)
+        processor = AutoProcessor.from_pretrained(spec.id, **spec.pretrained_kwargs())
         model = Blip2ForConditionalGeneration.from_pretrained(
-            spec.id, revision=revision, dtype=spec.torch_dtype()
+            spec.id, **spec.pretrained_kwargs(dtype=spec.torch_dtype())
         )
         log.info(
             "captioner: loaded %s (%s on %s)", spec.id, spec.torch_dtype(), spec.torch_device()

@@ -33,9 +33,10 @@ class ClipEmbedder:
     def load(cls, spec: ModelSpec) -> ClipEmbedder:
         from transformers import CLIPModel, CLIPProcessor
 
-        revision = None if spec.is_local else spec.revision
-        processor = CLIPProcessor.from_pretrained(spec.id, revision=revision)
-        model = CLIPModel.from_pretrained(spec.id, revision=revision, dtype=spec.torch_dtype())
+        processor = CLIPProcessor.from_pretrained(spec.id, **spec.pretrained_kwargs())
+        model = CLIPModel.from_pretrained(
+            spec.id, **spec.pretrained_kwargs(dtype=spec.torch_dtype())
+        )
         log.info("clip: loaded %s (%s on %s)", spec.id, spec.torch_dtype(), spec.torch_device())
         return cls(model, processor, spec)
 

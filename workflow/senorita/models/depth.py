@@ -28,10 +28,9 @@ class DepthEstimator:
     def load(cls, spec: ModelSpec) -> DepthEstimator:
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-        revision = None if spec.is_local else spec.revision
-        processor = AutoImageProcessor.from_pretrained(spec.id, revision=revision)
+        processor = AutoImageProcessor.from_pretrained(spec.id, **spec.pretrained_kwargs())
         model = AutoModelForDepthEstimation.from_pretrained(
-            spec.id, revision=revision, dtype=spec.torch_dtype()
+            spec.id, **spec.pretrained_kwargs(dtype=spec.torch_dtype())
         )
         log.info(
             "depth: loaded %s (%s, %s on %s)",

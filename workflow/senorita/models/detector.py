@@ -36,10 +36,9 @@ class BoxDetector:
     def load(cls, spec: ModelSpec) -> BoxDetector:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        revision = None if spec.is_local else spec.revision
-        processor = AutoProcessor.from_pretrained(spec.id, revision=revision)
+        processor = AutoProcessor.from_pretrained(spec.id, **spec.pretrained_kwargs())
         model = AutoModelForZeroShotObjectDetection.from_pretrained(
-            spec.id, revision=revision, dtype=spec.torch_dtype()
+            spec.id, **spec.pretrained_kwargs(dtype=spec.torch_dtype())
         )
         log.info("detector: loaded %s (%s on %s)", spec.id, spec.torch_dtype(), spec.torch_device())
         return cls(model, processor, spec)

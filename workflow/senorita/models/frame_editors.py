@@ -6,7 +6,9 @@ pipelines, loaded with their own ``from_pretrained``):
 - ``FrameStylizer``: Stable Diffusion 1.5 with a ControlNet restyles frame 0 following one of
   its control maps (global stylization).
 
-Both take and return (H, W, 3) uint8 frames at the clip's size, seeded by a CPU generator.
+Both are called as diffusers' pipelines are (keyword arguments ``image``, ``prompt``,
+``generator``, ...), and take and return (H, W, 3) uint8 frames at the clip's size. Seed them
+with a CPU generator (``senorita.experts.pipeline.cpu_generator``); none: seed 0.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def _revision(ident: str, revision: str | None) -> str | None:
     return None if Path(ident).expanduser().exists() else revision
 
 
+def _generator(generator: torch.Generator | None) -> torch.Generator:
+    return generator if generator is not None else torch.Generator("cpu").manual_seed(0)
+
+
 class FrameFiller:
     def __init__(self, pipe, cfg: dict[str, Any]):
         self.pipe = pipe
@@ -56,20 +62,28 @@ class FrameFiller:
         return cls(pipe, cfg)
 
     @torch.no_grad()
-    def __call__(self, frame: np.ndarray, mask: np.ndarray, prompt: str, seed: int) -> np.ndarray:
-        height, width = frame.shape[:2]
-        image = self.pipe(
+    def __call__(
+        self,
+        *,
+        image: np.ndarray,
+        mask_image: np.ndarray,
+        prompt: str,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        """``image`` (frame 0) painted under ``mask_image`` (H, W) bool as ``prompt`` says."""
+        height, width = image.shape[:2]
+        out = self.pipe(
             prompt=prompt,
-            image=Image.fromarray(frame),
-            mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
+            image=Image.fromarray(image),
+            mask_image=Image.fromarray(mask_image.astype(np.uint8) * 255),
             height=height,
             width=width,
             guidance_scale=self.cfg["guidance"],
             num_inference_steps=self.cfg["steps"],
             max_sequence_length=self.cfg["max_sequence_length"],
-            generator=torch.Generator("cpu").manual_seed(int(seed)),
+            generator=_generator(generator),
         ).images[0]
-        return np.asarray(image.convert("RGB").resize((width, height)), dtype=np.uint8)
+        return np.asarray(out.convert("RGB").resize((width, height)), dtype=np.uint8)
 
 
 class FrameStylizer:
@@ -101,16 +115,19 @@ class FrameStylizer:
         return cls(pipe, cfg)
 
     @torch.no_grad()
-    def __call__(self, control: np.ndarray, prompt: str, seed: int) -> np.ndarray:
-        """Frame 0 restyled: ``control`` is its control map (H, W, 3) uint8."""
-        height, width = control.shape[:2]
-        image = self.pipe(
+    def __call__(
+        self, *, image: np.ndarray, prompt: str, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        """Frame 0 restyled: ``image`` is its control map (H, W, 3) uint8 (as diffusers'
+        ControlNet pipelines name it)."""
+        height, width = image.shape[:2]
+        out = self.pipe(
             prompt=prompt,
-            image=Image.fromarray(control),
+            image=Image.fromarray(image),
             height=height,
             width=width,
             guidance_scale=self.cfg["guidance"],
             num_inference_steps=self.cfg["steps"],
-            generator=torch.Generator("cpu").manual_seed(int(seed)),
+            generator=_generator(generator),
         ).images[0]
-        return np.asarray(image.convert("RGB").resize((width, height)), dtype=np.uint8)
+        return np.asarray(out.convert("RGB").resize((width, height)), dtype=np.uint8)

@@ -37,14 +37,13 @@ class ChatLLM:
     def load(cls, spec: ModelSpec) -> ChatLLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        revision = None if spec.is_local else spec.revision
-        tokenizer = AutoTokenizer.from_pretrained(spec.id, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(spec.id, **spec.pretrained_kwargs())
         if tokenizer.chat_template is None:
             raise ValueError(
                 f"config models.llm.id {spec.id!r}: the tokenizer has no chat template"
             )
         model = AutoModelForCausalLM.from_pretrained(
-            spec.id, revision=revision, dtype=spec.torch_dtype()
+            spec.id, **spec.pretrained_kwargs(dtype=spec.torch_dtype())
         )
         log.info("llm: loaded %s (%s on %s)", spec.id, spec.torch_dtype(), spec.torch_device())
         return cls(model, tokenizer, spec)

@@ -43,9 +43,8 @@ class ObjectLister:
     def load(cls, spec: ModelSpec) -> ObjectLister:
         from transformers import AutoConfig
 
-        revision = None if spec.is_local else spec.revision
         remote = bool(spec.options.get("trust_remote_code", False))
-        kwargs = {"revision": revision, "trust_remote_code": remote}
+        kwargs = spec.pretrained_kwargs(trust_remote_code=remote)
         config = AutoConfig.from_pretrained(spec.id, **kwargs)
         auto_map = getattr(config, "auto_map", None) or {}
         if remote and "AutoModelForCausalLM" in auto_map:  # CogVLM2 and its kind

@@ -3,6 +3,9 @@
 Each operator draws its parameters from a seeded generator and the task's config (``draw``), then
 applies them to a clip's frames (``__call__``). Parameters are plain JSON values: they go into the
 manifest, and applying the same parameters again gives the same video.
+
+Which task each operator makes is the task registry's ``operator`` field (``senorita.tasks``,
+``operator_of(task)``); a new operator is one module here and one registry entry.
 """
 
 from __future__ import annotations
@@ -14,14 +17,4 @@ from senorita.operators.cut import BorderCut, HoleCut
 from senorita.operators.downsize import Downsize
 from senorita.operators.grayscale import Grayscale
 
-# task id -> the operator that makes its source video from the clip (the clip is the target).
-OPERATORS: dict[str, Operator] = {
-    "deblur": Blur(),
-    "upscale": Downsize(),
-    "colorization": Grayscale(),
-    "canny_to_video": Canny(),
-    "outpainting": BorderCut(),
-    "inpainting": HoleCut(),
-}
-
-__all__ = ["OPERATORS", "Operator"]
+__all__ = ["Blur", "BorderCut", "Canny", "Downsize", "Grayscale", "HoleCut", "Operator"]

@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from senorita.atomic import write_text
-from senorita.ids import stable_hash
+from senorita.ids import shard_name, stable_hash
 from senorita.progress import Progress
 from senorita.sources import CATALOGUE_COLUMNS, Pending
 from senorita.sources.download import (
@@ -448,7 +448,7 @@ class PexelsSource:
         """Where a row's file lives: built from integers only, never from API strings."""
         shard = int(row.get("shard") or 0)
         fid = int(row["rendition_file_id"] if file_id is None else file_id)
-        return self.folder / "videos" / f"{shard:05d}" / f"{int(row['pexels_id'])}-{fid}.mp4"
+        return self.folder / "videos" / shard_name(shard) / f"{int(row['pexels_id'])}-{fid}.mp4"
 
     def materialise(self, row: dict[str, Any]) -> Path:
         return self.downloader.fetch(row["rendition_url"], self.local_path(row)).path
@@ -477,7 +477,7 @@ class PexelsSource:
                 results[vid] = Downloaded(alt_path, alt_path.stat().st_size, "", fresh=False)
             else:
                 jobs[vid] = (row["rendition_url"], self.local_path(row))
-        results.update(self.downloader.fetch_many(jobs, f"downloads shard {shard:05d}"))
+        results.update(self.downloader.fetch_many(jobs, f"downloads shard {shard_name(shard)}"))
 
         # Corrupt or short every time: the next rendition, once.
         retry = {
@@ -495,7 +495,7 @@ class PexelsSource:
                 for vid, row in retry.items()
             }
             for vid, got in self.downloader.fetch_many(
-                alt_jobs, f"downloads shard {shard:05d}, next renditions"
+                alt_jobs, f"downloads shard {shard_name(shard)}, next renditions"
             ).items():
                 if isinstance(got, Downloaded):
                     _use_alt(by_id[vid])
@@ -524,9 +524,9 @@ class PexelsSource:
         if len(pending) > limit * len(rows):
             first = "; ".join(f"{vid}: {why}" for vid, why in list(pending.items())[:3])
             raise DownloadsIncomplete(
-                f"shard {shard:05d}: {len(pending)} of {len(rows)} downloads failed transiently "
-                f"(more than source.pexels.download.max_failed_fraction = {limit}); the "
-                f"{fresh + kept} finished files are kept and a rerun fetches the rest. "
+                f"shard {shard_name(shard)}: {len(pending)} of {len(rows)} downloads failed "
+                f"transiently (more than source.pexels.download.max_failed_fraction = {limit}); "
+                f"the {fresh + kept} finished files are kept and a rerun fetches the rest. "
                 f"First errors: {first}"
             )
         self._record_pending(shard, pending)
@@ -540,7 +540,7 @@ class PexelsSource:
         }
 
     def pending_path(self, shard: int) -> Path:
-        return self.pending_folder / f"{shard:05d}.json"
+        return self.pending_folder / f"{shard_name(shard)}.json"
 
     def _record_pending(self, shard: int, pending: dict[str, Failure]) -> None:
         """Note the shard's downloads left for the next run; bump ``generation`` if any.

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from senorita.ids import shard_name
 from senorita.masks import load_masks
 from senorita.video import read_frames
 
@@ -56,7 +57,7 @@ class Sample:
 
 
 def _concat(pattern: str, shards: int) -> pd.DataFrame:
-    tables = [pd.read_parquet(pattern.format(shard=f"{i:05d}")) for i in range(shards)]
+    tables = [pd.read_parquet(pattern.format(shard=shard_name(i))) for i in range(shards)]
     tables = [t for t in tables if len(t)]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
@@ -275,12 +276,12 @@ class ExpertView:
 
 
 def patterns_for(expert: str, results: Path) -> dict[str, str]:
-    """Where the annotated shards' tables are, for the tables this expert's view reads."""
-    base = {"clips": f"{results}/clips/{{shard}}.parquet"}
-    if expert != "global_stylizer":
-        base["masks"] = f"{results}/masks/{{shard}}.parquet"
-    if expert in ("local_stylizer", "global_stylizer"):
-        base["control"] = f"{results}/control/{{shard}}.parquet"
-    if expert in ("inpainter", "global_stylizer"):
-        base["captions"] = f"{results}/captions/{{shard}}.parquet"
-    return base
+    """Where the annotated shards' tables are, for the tables this expert's view reads: the
+    clips, and what its tasks' pair jobs read (the task registry's ``reads``)."""
+    from senorita.tasks import all_tasks
+
+    reads = {r for t in all_tasks() if t.expert == expert for r in t.reads} - {"llm"}
+    if not reads and not any(t.expert == expert for t in all_tasks()):
+        raise ValueError(f"no task in the registry is made by an expert named {expert!r}")
+    tables = ("clips", *(r for r in ("masks", "control", "captions") if r in reads))
+    return {t: f"{results}/{t}/{{shard}}.parquet" for t in tables}

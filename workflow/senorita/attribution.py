@@ -1,0 +1,34 @@
+"""The source video's attribution: the fields every clip row and every pair row carry.
+
+The clips stage copies them from the ingest table into each clip row; the pair jobs copy them from
+the clip row into each pair row, so a pair names its source's licence and author wherever it goes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+VIDEO_FIELDS = [
+    "origin",
+    "licence",
+    "author",
+    "author_url",
+    "page_url",
+    "source_name",
+    "pexels_id",
+    "rendition",
+]
+
+
+def plain(value: Any) -> Any:
+    """pandas' missing values as None, numpy scalars as Python ones (journals are JSON)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+def attribution(row: Any) -> dict[str, Any]:
+    """The attribution fields of a row (a dict or a pandas row), missing ones as None."""
+    return {f: plain(row.get(f)) for f in VIDEO_FIELDS}
