@@ -9,7 +9,14 @@ from senorita.checkpoints import hub_token_problem
 from senorita.config import config_errors, fill_registered
 from senorita.ids import shard_name
 from senorita.models import families_for
-from senorita.tasks import all_tasks, asks_llm, enabled_tasks, get, load_plugins
+from senorita.tasks import (
+    LLM_EXPERT_KEYS,
+    all_tasks,
+    asks_llm,
+    enabled_tasks,
+    get,
+    load_plugins,
+)
 
 min_version("9.0")
 
@@ -38,8 +45,6 @@ SHARDS = [shard_name(i) for i in range(config["shards"])]
 # Everything below about tasks comes from the task registry (senorita/tasks.py).
 # The language-model answers job runs for these (its own job, before the expert job).
 LLM_TASKS = [t for t in TASKS if asks_llm(t, config["experts"])]
-# What that job reads of the config (its params: other settings do not re-ask the model).
-LLM_EXPERT_KEYS = ("attributes", "swap_objects", "styles", "llm_instructions")
 LLM_MODEL = {k: v for k, v in config["models"]["llm"].items() if k != "resources"}
 # The masks stage runs when an enabled task reads masks.
 NEEDS_MASKS = any(get(t).needs_masks for t in TASKS)

@@ -196,7 +196,7 @@ def test_rebuilding_one_task_reruns_only_its_jobs(demo_run, tmp_path):
     remade = {out: rule for out, (rule, end) in _job_records(run).items() if end >= started}
     assert remade, "no job ran"
     assert all("/deblur/" in out or out.endswith("/deblur") for out in remade), remade
-    assert "operator_pairs" in remade.values()
+    assert {"operator_pairs", "filter_scores", "manifest"} <= set(remade.values())
     # The rebuilt deblur pairs are the same pairs: seeded parameters and deterministic encoding.
     assert (
         manifest(run, "deblur")
@@ -205,14 +205,7 @@ def test_rebuilding_one_task_reruns_only_its_jobs(demo_run, tmp_path):
     )
 
 
-DETECTOR_TASKS = [
-    "depth_to_video",
-    "depth_detection",
-    "hed_to_video",
-    "hed_detection",
-    "scribble_to_video",
-    "scribble_detection",
-]
+DETECTOR_TASKS = task_ids("control")
 
 
 def control_maps(run) -> pd.DataFrame:

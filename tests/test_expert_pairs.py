@@ -21,11 +21,12 @@ from senorita.expert_tasks import stylizer_prompt
 from senorita.experts import PIPELINES
 from senorita.experts.pipeline import cpu_generator
 from senorita.instructions import indefinite_article
-from senorita.llm_answers import llm_answers
+from senorita.llm_answers import EXPERT_KEYS, llm_answers
 from senorita.masks import dilate, load_masks
 from senorita.models import ModelSpec
 from senorita.models.llm import AnswerCache, ChatLLM, propose, validate, validate_instruction
 from senorita.pairs import PairJob, make_task_pairs
+from senorita.tasks import task_ids
 from senorita.testing.tiny import build_tiny_models
 from senorita.video import probe, read_frames
 
@@ -184,7 +185,8 @@ def answers(shard, experts_cfg, task, name, **kw):
         max_words=12,
         masks=kw.get("masks", root / "masks.parquet"),
         captions=kw.get("captions"),
-        experts=experts_cfg,
+        # Only what its questions read, as the rule passes it.
+        experts={k: experts_cfg[k] for k in EXPERT_KEYS},
         models=shard["models"],
     )
     llm_answers(job)
@@ -594,15 +596,6 @@ def test_a_run_without_a_hub_token_stops_before_any_job(tmp_path, monkeypatch):
     assert "llm_answers" in proc.stdout
     off = {
         **GATED,
-        "tasks": {
-            t: {"enabled": False}
-            for t in (
-                "local_stylization",
-                "object_swap",
-                "object_removal",
-                "object_addition",
-                "global_stylization",
-            )
-        },
+        "tasks": {t: {"enabled": False} for t in task_ids("expert") + task_ids("reversed")},
     }
     snakemake(tmp_path / "off", "-n", "all", config=off, env=env)

@@ -29,7 +29,7 @@ from senorita.manifest import build_manifest
 from senorita.models import ModelSpec
 from senorita.models.clip import ClipEmbedder
 from senorita.summary import pass_rates
-from senorita.tasks import task_ids
+from senorita.tasks import TASKS, task_ids
 from senorita.testing.tiny import build_tiny_models
 from senorita.video import write_frames
 
@@ -176,10 +176,10 @@ def test_every_task_has_gates_and_map_tasks_skip_what_cannot_be_judged():
     expert = gates["object_swap"]
     assert (expert["min_clip_text"], expert["min_clip_directional"]) == (0.2, 0.2)
     assert (expert["min_clip_image"], expert["max_clip_image"]) == (0.5, 0.8)
-    for task in ("canny_to_video", "depth_to_video", "hed_to_video", "scribble_to_video"):
+    for task in (t.id for t in TASKS if t.filter_kind == "map_to_video"):
         assert gates[task]["min_clip_image"] is gates[task]["max_clip_image"] is None, task
         assert gates[task]["min_sharpness"] is not None, task  # the target is the clip
-    for task in ("depth_detection", "hed_detection", "scribble_detection", "grounding"):
+    for task in (t.id for t in TASKS if t.filter_kind in ("detection", "grounding")):
         assert gates[task]["min_sharpness"] is None and gates[task]["min_clip_text"] is None
         assert gates[task]["min_clip_image"] is gates[task]["max_clip_image"] is None, task
     for task in ("deblur", "upscale", "colorization", "inpainting", "outpainting"):

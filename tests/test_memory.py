@@ -14,14 +14,11 @@ from transformers import T5Config, T5EncoderModel
 from conftest import REPO
 from senorita import memory
 from senorita.cli import main
+from senorita.tasks import TASKS
 from senorita.testing.real_configs import folder, real_config
 
-EXPERT_TASKS = {
-    "object_removal": "remover",
-    "local_stylization": "local_stylizer",
-    "object_swap": "inpainter",
-    "global_stylization": "global_stylizer",
-}
+# Expert task -> its expert, from the task registry.
+EXPERT_TASKS = {t.id: t.expert for t in TASKS if t.stage == "expert"}
 
 
 @pytest.fixture(scope="module")

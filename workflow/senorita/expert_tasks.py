@@ -205,8 +205,12 @@ class ExpertPairs:
         if self.task.expert != self.expert:
             raise ValueError(f"task {job.task}: made by {self.task.expert}, not {self.expert}")
         self.experts = job.require("experts").experts
-        self.cfg = self.experts[self.expert]
-        self.n, self.height, self.width = (self.experts[k] for k in ("frames", "height", "width"))
+        # The language-model job passes only what its questions read (llm_answers.EXPERT_KEYS):
+        # the expert's own settings and its working size are the expert job's.
+        self.cfg = self.experts.get(self.expert, {})
+        self.n, self.height, self.width = (
+            self.experts.get(k) for k in ("frames", "height", "width")
+        )
         self.objects: dict[str, pd.DataFrame] = {}
         self.maps: dict[tuple[str, str], str] = {}
         self.captions: dict[str, str] = {}

@@ -19,6 +19,7 @@ from senorita.expert_tasks import expert_task
 from senorita.ids import shard_name
 from senorita.pairs import NoPair, PairJob, pair_draw
 from senorita.progress import Progress
+from senorita.tasks import LLM_EXPERT_KEYS as EXPERT_KEYS
 from senorita.tasks import get
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ def llm_answers(job: PairJob) -> int:
     ``.part`` or a previous ``out``) is not asked again; the model is loaded only when one is not.
     """
     from senorita.models import ModelSpec
+
+    if missing := set(EXPERT_KEYS) - set(job.require("experts").experts):
+        raise ValueError(f"llm-answers --experts lacks {sorted(missing)}")
     from senorita.models.llm import AnswerCache, ChatLLM, propose
 
     task, shard, out = job.task, job.shard, job.out

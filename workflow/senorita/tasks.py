@@ -189,6 +189,11 @@ def operator_of(task_id: str):
     return getattr(import_module(module), name)()
 
 
+# What the language-model questions read of the config's experts section: the llm_answers job
+# gets only these, so that changing another expert setting does not ask the model again.
+LLM_EXPERT_KEYS = ("attributes", "swap_objects", "styles", "llm_instructions")
+
+
 def asks_llm(task_id: str, experts_cfg: dict) -> bool:
     """Whether ``task_id``'s pairs need the language model's answers (its llm_answers job): the
     tasks that read its answers always, the other expert tasks for their instructions only
