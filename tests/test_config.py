@@ -19,10 +19,11 @@ from senorita.tasks import task_ids
     ],
 )
 def test_bad_config_stops_the_run_naming_the_key(tmp_path, config, named):
-    proc = snakemake(tmp_path, "-n", "all", config=config, check=False)
+    # A real run (not -n, which creates nothing anyway): it stops before any job.
+    proc = snakemake(tmp_path, "--cores", "1", "all", config=config, check=False)
     assert proc.returncode != 0
     assert named in proc.stderr + proc.stdout
-    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
 
 
 def test_object_addition_without_object_removal_is_refused(tmp_path):

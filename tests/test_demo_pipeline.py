@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -71,9 +72,9 @@ def test_manifests_load_with_datasets(demo_run):
 
 def test_dataset_card_counts_every_task(demo_run):
     card = (demo_run / "dataset" / "README.md").read_text()
-    for task in OPERATOR_TASKS:
-        assert f"| {task} |" in card
-        assert f"| {len(manifest(demo_run, task))} |" in card
+    for task in task_ids():  # the task's own row: its number, id, direction, then its count
+        n = len(manifest(demo_run, task))
+        assert re.search(rf"^\| \d+ \| {task} \| [^|]+ \| {n} \|", card, re.M), task
 
 
 def test_upscale_source_is_smaller_by_the_factor(demo_run):
@@ -184,8 +185,7 @@ def test_rebuilding_one_task_reruns_only_its_jobs(demo_run, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in (run / "dataset").rglob("*.mp4")}
     started = time.time()
     proc = snakemake(run, "--cores", "2", "task_deblur", "--forcerun", "operator_pairs")
-    log = proc.stdout + proc.stderr
-    assert "task_deblur" in log
+    assert proc.returncode == 0
     changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
     assert changed and all(p.relative_to(run / "dataset").parts[0] == "deblur" for p in changed)
     # Every deblur source was remade (targets are hard links to the unchanged clips).

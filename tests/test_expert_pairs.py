@@ -251,6 +251,7 @@ def test_removal_pairs_are_the_clip_and_the_remover_output(shard, experts_cfg, r
     pairs = removal_pairs
     root = shard["root"]
     assert len(pairs) == 2
+    pasted = 0
     for row in pairs.to_dict("records"):
         params = json.loads(row["params"])
         assert params["checkpoint"] == experts_cfg["remover"]["id"] and params["revision"] is None
@@ -267,6 +268,8 @@ def test_removal_pairs_are_the_clip_and_the_remover_output(shard, experts_cfg, r
         outside = ~dilate(mask, 2 + 2)
         if outside.any():
             assert np.abs(source - target)[outside].mean() < 4
+            pasted += 1
+    assert pasted, "every mask covered the frame: the paste-back was never checked"
     # Same seed, same pairs: a rerun from scratch gives the same rows.
     again = removal(shard, experts_cfg, name="removal-again")
     cols = ["pair_id", "instruction", "params", "seed"]
@@ -583,7 +586,8 @@ def test_gated_models_are_named_only_when_a_hub_id_an_enabled_task_loads(tmp_pat
 
 def test_a_run_without_a_hub_token_stops_before_any_job(tmp_path, monkeypatch):
     env = no_token_env(monkeypatch, tmp_path)
-    proc = snakemake(tmp_path / "run", "-n", "all", config=GATED, env=env, check=False)
+    # A real run (-n creates nothing anyway): it stops before any job.
+    proc = snakemake(tmp_path / "run", "--cores", "1", "all", config=GATED, env=env, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "meta-llama/Meta-Llama-3-8B-Instruct" in out and "models.llm.id" in out
@@ -591,6 +595,7 @@ def test_a_run_without_a_hub_token_stops_before_any_job(tmp_path, monkeypatch):
     assert "hf auth login" in out
     assert "llm_answers" not in out  # nothing was planned
     assert not (tmp_path / "run" / "results").exists()
+    assert not (tmp_path / "run" / "logs").exists()
     # With a token (or the tasks off) the same run plans, the language model in its own jobs.
     proc = snakemake(tmp_path / "run", "-n", "all", config=GATED, env={**env, "HF_TOKEN": "hf_x"})
     assert "llm_answers" in proc.stdout

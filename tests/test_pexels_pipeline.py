@@ -29,7 +29,9 @@ def test_pipeline_end_to_end_with_pexels(tmp_path):
             "tasks": only_tasks("deblur", "depth_detection", "grounding"),
             "export": {"webdataset": False},
         }
-        proc = snakemake(workdir, "--cores", "2", "all", config=config, env={"PEXELS_API_KEY": KEY})
+        # -p: the shell commands are printed, so the check below covers them too.
+        env = {"PEXELS_API_KEY": KEY}
+        proc = snakemake(workdir, "--cores", "2", "-p", "all", config=config, env=env)
         api = server.api_requests()
     assert api and all(r["auth_ok"] for r in api)
 
@@ -47,13 +49,11 @@ def test_pipeline_end_to_end_with_pexels(tmp_path):
         assert row.pexels_id == expected.loc[row.video_id, "pexels_id"]
         assert row.page_url == expected.loc[row.video_id, "page_url"]
         assert row.rendition == expected.loc[row.video_id, "rendition"]
-    assert f"pexels-{newest[1]}" not in set(pairs["video_id"])
+    corrupt = f"pexels-{newest[1]}"
+    assert corrupt in set(catalogue["video_id"]) and corrupt not in set(pairs["video_id"])
     rejects = pd.read_parquet(workdir / "dataset/rejects.parquet")
-    assert (
-        rejects.loc[rejects["video_id"] == f"pexels-{newest[1]}", "reason"]
-        .str.startswith("download corrupt")
-        .all()
-    )
+    (reason,) = rejects.loc[rejects["video_id"] == corrupt, "reason"]  # exactly one reject
+    assert reason.startswith("download corrupt")
     assert "Pexels License" in (workdir / "dataset/README.md").read_text()
 
     # The key is in nothing the run wrote, nor in what it printed.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import zipfile
@@ -46,7 +47,9 @@ def test_report_has_a_contact_sheet_and_preview_per_task(report_zip, demo_run):
         html = zf.read(table).decode()
         for task in task_ids():
             n = len(pd.read_parquet(demo_run / "dataset" / task / "manifest.parquet"))
-            assert f"<td>{task}</td>" in html and f"<td>{n}</td>" in html
+            # The task's own row: "#", task, direction, then its pair count.
+            row = re.search(rf"<td>{task}</td>\s*<td>[^<]*</td>\s*<td>(\d+)</td>", html)
+            assert row and int(row.group(1)) == n, task
         assert any(n.endswith("rejects.html") for n in names)
         rates = zf.read(next(n for n in names if n.endswith("filter_pass_rates.html"))).decode()
         for task in task_ids():

@@ -210,7 +210,7 @@ def test_an_error_outside_errors_fails_the_job_and_keeps_the_journal(tmp_path):
         return None if item["clip_id"].endswith("skip") else Toy(tmp_path / "m").row(item)
 
     (tmp_path / "m").mkdir()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a bug, not a bad clip"):
         run(tmp_path, work, errors=(Reject,))
     assert not (tmp_path / "table.parquet").exists()
     keys = [json.loads(x)["key"] for x in (tmp_path / "table.parquet.journal.jsonl").open()]
