@@ -115,6 +115,11 @@ def get_pair_inputs(wildcards):
     return inputs
 
 
+def get_forward_pairs(wildcards):
+    """The pairs a reversed task reverses (the registry's `reverses`), same shard."""
+    return PAIRS.replace("{task}", get(wildcards.task).reverses)
+
+
 def get_llm_inputs(wildcards):
     """The language-model answers job's inputs: the clips and what its questions read."""
     task = get(wildcards.task)

@@ -71,7 +71,7 @@ rule expert_pairs:
     params:
         task=task_params,
         expert=expert_of,
-        experts=lambda wc: as_json(config["experts"]),
+        experts=lambda wc: as_json(config["experts"]),  # a function: prompts hold braces
         tables=table_flags,
         encode=as_json(config["encode"]),
         seed=config["seed"],

@@ -1,11 +1,14 @@
 # The pair stages: one rule each (operator, control, grounding, reversed here; expert in
-# experts.smk), every task's job one per shard. Which tasks each rule makes, and what a job reads,
-# come from the task registry (senorita/tasks.py) through tasks_of and get_pair_inputs.
+# experts.smk), every task's job one per shard. Which tasks each rule makes comes from the task
+# registry (senorita/tasks.py, through tasks_of). Every task of these four stages reads the same
+# tables (the registry's STAGE_READS), so their inputs are plain patterns: no function runs per
+# job, which at 2,000 shards is tens of thousands of calls saved in planning. Expert tasks each
+# read their own (get_pair_inputs).
 
 
 rule operator_pairs:
     input:
-        unpack(get_pair_inputs),
+        clips=CLIPS,
     output:
         pairs=PAIRS,
         rejects=PAIR_REJECTS,
@@ -34,7 +37,8 @@ rule operator_pairs:
 
 rule control_pairs:
     input:
-        unpack(get_pair_inputs),
+        clips=CLIPS,
+        control=CONTROL,
     output:
         pairs=PAIRS,
         rejects=PAIR_REJECTS,
@@ -59,7 +63,8 @@ rule control_pairs:
 
 rule grounding_pairs:
     input:
-        unpack(get_pair_inputs),
+        clips=CLIPS,
+        masks=MASKS,
     output:
         pairs=PAIRS,
         rejects=PAIR_REJECTS,
@@ -87,7 +92,8 @@ rule grounding_pairs:
 
 rule reversed_pairs:
     input:
-        unpack(get_pair_inputs),
+        clips=CLIPS,
+        forward=get_forward_pairs,
     output:
         pairs=PAIRS,
         rejects=PAIR_REJECTS,

@@ -160,7 +160,9 @@ def test_no_clip_spans_a_shot_cut(demo_run):
     assert len(cut_videos) >= 1
     for video in cut_videos.to_dict("records"):
         cut = int(video["demo_cut_frame"])
-        for clip in clips[clips["video_id"] == video["video_id"]].to_dict("records"):
+        video_clips = clips[clips["video_id"] == video["video_id"]].to_dict("records")
+        assert video_clips, "the video with a cut gave no clip: nothing was checked"
+        for clip in video_clips:
             assert clip["end_frame"] <= cut or clip["start_frame"] >= cut, (clip, cut)
 
 

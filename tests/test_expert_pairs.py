@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -343,6 +344,7 @@ def test_the_expert_job_reads_the_llm_jobs_answers_and_never_loads_the_model(
     pd.testing.assert_frame_equal(removal_pairs[cols], again[cols])
     lines = [r.getMessage() for r in caplog.records if r.name == "senorita.progress"]
     assert any(line.startswith("pairs object_removal 00000: 2/2 clips") for line in lines), lines
+
     # A missing answer stops the job, naming the clip, before any expert runs.
     first = sorted(cache)[0]
     partial = root / "partial.llm.jsonl"
@@ -354,6 +356,28 @@ def test_the_expert_job_reads_the_llm_jobs_answers_and_never_loads_the_model(
         expert_pairs(shard, experts_cfg, "object_removal", "removal-partial", partial)
     with pytest.raises(ValueError, match="no language-model answer"):
         expert_pairs(shard, experts_cfg, "object_removal", "removal-none", None)
+
+
+def test_an_instruction_the_llm_job_wrote_is_the_pair_s_instruction(
+    masked, experts_cfg, monkeypatch
+):
+    # The tiny model's answers never validate (random letters), so the path where a model's
+    # instruction reaches the pair row is driven here by a real-looking answer.
+    def reply(question):
+        edit = re.search(r"asking a video editor to remove the (.+?)\. Answer", question)
+        return f"Remove the {edit.group(1)} now."
+
+    answering(monkeypatch, reply)
+    cache = answers(masked, experts_cfg, "object_removal", "removal-llm")
+    entries = cached(cache)
+    assert len(entries) == 2 and {e["source"] for e in entries.values()} == {"llm"}
+    refuse_llm(monkeypatch)
+    pairs = expert_pairs(masked, experts_cfg, "object_removal", "removal-llm", cache)
+    assert len(pairs) == 2
+    for row in pairs.to_dict("records"):
+        phrase = json.loads(row["params"])["phrase"]
+        assert row["instruction"] == f"Remove the {phrase} now."
+        assert row["template_id"] == "object_removal/llm"
 
 
 def test_the_llm_job_resumes_and_asks_nothing_twice(

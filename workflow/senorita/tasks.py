@@ -21,6 +21,9 @@ from importlib import import_module
 STAGES = ("operator", "control", "grounding", "expert", "reversed")
 # Shard tables a pair job may read besides the clips and the videos.
 TABLES = ("masks", "control", "captions", "llm")
+# What every task of these stages reads (its rule has plain inputs, no function run per job);
+# an expert task's reads are its own.
+STAGE_READS = {"operator": (), "control": ("control",), "grounding": ("masks",), "reversed": ()}
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class Task:
         }.get(self.stage)
         if required and not getattr(self, required):
             raise ValueError(f"task {self.id}: a {self.stage} task names its {required}")
+        if self.stage in STAGE_READS and tuple(self.reads) != STAGE_READS[self.stage]:
+            raise ValueError(
+                f"task {self.id}: a {self.stage} task reads {STAGE_READS[self.stage] or 'no table'}"
+                f" (its stage's job), not {self.reads}"
+            )
 
     @property
     def needs_masks(self) -> bool:
