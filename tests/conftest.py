@@ -66,7 +66,14 @@ def neutral_table(path: Path, root: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
-    """The embedded default, run once for the whole session (read-only for tests)."""
+    """The embedded default, run once for the whole session (read-only for tests).
+
+    ``SENORITA_DEMO_RUN=<folder>`` reuses a finished run of the current code instead (a
+    development shortcut: the run takes about 11 minutes on 2 cores); CI never sets it.
+    """
+    if reuse := os.environ.get("SENORITA_DEMO_RUN"):
+        assert not CI, "SENORITA_DEMO_RUN is for development runs, not CI"
+        return Path(reuse).resolve()
     workdir = tmp_path_factory.mktemp("demo")
     snakemake(workdir, "--cores", "2", "all")
     return workdir
