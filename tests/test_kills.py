@@ -8,6 +8,7 @@ an uninterrupted run's. Per-stage kills of the shard jobs are in tests/test_resu
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -100,7 +101,8 @@ def test_snakemake_killed_mid_run_resumes_to_the_same_outputs(tmp_path):
         [*cmd, "--rerun-incomplete", "all"], env=env, capture_output=True, text=True, timeout=900
     )
     assert rerun.returncode == 0, rerun.stderr[-4000:]
-    assert "resuming from" in "".join(p.read_text() for p in (killed / "logs").rglob("*.log")), (
+    control_logs = "".join(p.read_text() for p in (killed / "logs" / "control").glob("*.log"))
+    assert re.search(r"resuming from .*: [1-9]\d* items already done", control_logs), (
         "the rerun control job did not resume from the killed job's journal"
     )
 
