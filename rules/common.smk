@@ -101,17 +101,14 @@ PAIR_TABLES = {
 
 
 def get_pair_inputs(wildcards):
-    """A pair job's inputs: the shard's clips, the tables its task reads, its expert's checkpoint
-    check, and the pairs it reverses."""
+    """An expert pair job's inputs: the shard's clips, the tables its task reads (the language
+    model's answers when it asks one) and its expert's checkpoint check."""
     task = get(wildcards.task)
     reads = [r for r in task.reads if r != "llm"]
     if wildcards.task in LLM_TASKS:
         reads.append("llm")
     inputs = {"clips": CLIPS, **{r: PAIR_TABLES[r][0] for r in reads}}
-    if task.expert:
-        inputs["checkpoint"] = EXPERT_CHECK.format(expert=task.expert)
-    if task.reverses:
-        inputs["forward"] = PAIRS.replace("{task}", task.reverses)
+    inputs["checkpoint"] = EXPERT_CHECK.format(expert=task.expert)
     return inputs
 
 
@@ -252,7 +249,7 @@ def card_waits_for():
 
     The card reads every shard's ingest, clip and reject tables through the patterns in its
     params. Most are made beside a table a manifest already waits for, by the same job: every pair
-    job reads its shard's clips (get_pair_inputs), the clips job its videos, and each of these
+    job reads its shard's clips, the clips job its videos, and each of these
     jobs writes its rejects beside its table. Listing them all again, 26 files per shard with
     every task on (52,000 at 2,000 shards), changed neither the order nor what reruns, and cost
     about 7% of a dry run (parsing them, finding their producers, listing them).

@@ -280,8 +280,9 @@ def patterns_for(expert: str, results: Path) -> dict[str, str]:
     clips, and what its tasks' pair jobs read (the task registry's ``reads``)."""
     from senorita.tasks import all_tasks
 
-    reads = {r for t in all_tasks() if t.expert == expert for r in t.reads} - {"llm"}
-    if not reads and not any(t.expert == expert for t in all_tasks()):
+    tasks = [t for t in all_tasks() if t.expert == expert]
+    if not tasks:
         raise ValueError(f"no task in the registry is made by an expert named {expert!r}")
+    reads = {r for t in tasks for r in t.reads}
     tables = ("clips", *(r for r in ("masks", "control", "captions") if r in reads))
     return {t: f"{results}/{t}/{{shard}}.parquet" for t in tables}
