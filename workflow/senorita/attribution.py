@@ -20,6 +20,10 @@ VIDEO_FIELDS = [
     "pexels_id",
     "rendition",
 ]
+# Their pandas types in a manifest: fixed, so that every task's manifest has one schema (a field
+# that is missing for all of a task's rows would otherwise be typed null there) and the Hub's
+# loader can read all tasks as one table.
+VIDEO_FIELD_TYPES = {f: ("Int64" if f == "pexels_id" else "string") for f in VIDEO_FIELDS}
 
 
 def plain(value: Any) -> Any:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from senorita.atomic import write_table, write_text
 from senorita.filters import FILTER_NAMES, FILTERS, SCORES
+from senorita.hub import front_matter
 from senorita.ingest import REJECT_COLUMNS
 from senorita.provenance import code_version
 from senorita.tasks import all_tasks
@@ -128,17 +129,27 @@ def build_card(
     video_tables: list[Path] | None = None,
     clip_tables: list[Path] | None = None,
 ) -> str:
-    """Write the card; with the ingest and clip tables it also reports the clip yield."""
+    """Write the card; with the ingest and clip tables it also reports the clip yield.
+
+    The manifests must lie in task folders beside the card (``<dataset>/<task>/manifest.parquet``
+    for ``<dataset>/README.md``): the card's front matter names them relative to its folder.
+    """
+    if strays := [
+        str(p) for p in manifests if p.parent.parent.resolve() != card_out.parent.resolve()
+    ]:
+        raise ValueError(f"card: manifests outside {card_out.parent}/<task>/: {', '.join(strays)}")
     counts: dict[str, int] = {}
+    kept: dict[str, int] = {}
     licences: dict[str, int] = {}
     author_set: set[str] = set()
     for path in manifests:
-        df = pd.read_parquet(path, columns=["task", "licence", "author"])
+        df = pd.read_parquet(path, columns=["task", "licence", "author", "kept"])
         author_set.update(df["author"].dropna().unique())
         task = path.parent.name
         counts[task] = len(df)
+        kept[task] = int(df["kept"].sum())
         for lic, n in df["licence"].fillna("unknown").value_counts().items():
-            licences[lic] = licences.get(lic, 0) + int(n)
+            licences[str(lic)] = licences.get(str(lic), 0) + int(n)
     reject_frames = [t for t in (pd.read_parquet(p) for p in reject_tables) if len(t)]
     rejects = (
         pd.concat(reject_frames, ignore_index=True)
@@ -155,7 +166,9 @@ def build_card(
         else (None, [])
     )
 
+    order = [t.id for t in all_tasks() if t.id in counts]
     lines = [
+        front_matter({t: counts[t] for t in order}, {t: kept[t] for t in order}, licences),
         "# Señorita-style video editing pairs",
         "",
         f"Built by senorita {code_version()} from {n_videos} source videos; "
@@ -163,10 +176,19 @@ def build_card(
         "",
         *([warning, ""] if warning else []),
         "Each task folder holds shards of pairs (`<pair_id>_org.mp4` is the source, "
-        "`<pair_id>.mp4` "
-        "the target) and `manifest.parquet`, one row per pair with its instruction, paths, "
-        "parameters, seed and attribution. Load with "
-        '`datasets.load_dataset("parquet", data_files="<task>/manifest.parquet")`.',
+        "`<pair_id>.mp4` the target) and `manifest.parquet`, one row per pair with its "
+        "instruction, paths (relative to this folder), parameters, seed, filter scores and "
+        "attribution.",
+        "",
+        "## Loading",
+        "",
+        "This folder is a Hugging Face dataset repository. "
+        '`datasets.load_dataset("<this folder>")` gives the kept pairs of every task (config '
+        '`all`); `load_dataset("<this folder>", "<task>")` one task\'s kept pairs (a task '
+        "with none has no config of its own); config `unfiltered` every pair with its scores and "
+        "`filter_reason`. Rows name their videos; "
+        "`senorita.data.PairDataset(<this folder>)` decodes them into frames for a training "
+        "loop (tasks, frame count and stride, resize, a mix by share, seeded shuffling).",
         "",
         "| # | task | source → target | pairs | share here | Señorita-2M share |",
         "|---|---|---|---|---|---|",

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from senorita.atomic import read_provenance, write_table
+from senorita.attribution import VIDEO_FIELD_TYPES
 from senorita.provenance import stage_provenance
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def build_manifest(
 
         df = apply_filters(df, pd.read_parquet(scores), thresholds or {})
     df = df.sort_values(["shard", "pair_id"], kind="stable").reset_index(drop=True)
+    df = df.astype({f: t for f, t in VIDEO_FIELD_TYPES.items() if f in df.columns})
     makers = [read_provenance(p) for p in sorted(shard_tables)]
     prov = stage_provenance("manifest", shards=len(shard_tables))
     prov["made_by"] = next((m for m in makers if m), None)  # the pair stage's record (shard 0's)
