@@ -10,17 +10,17 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tomllib  # stdlib from 3.11, requires-python's floor
+from importlib.metadata import PackageNotFoundError, distribution
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from snakemake.profiles import ProfileConfigFileParser
 
 from conftest import BIN, REPO
-
-# Python 3.11+ (requires-python allows 3.10, where this check is skipped).
-tomllib = pytest.importorskip("tomllib")
 
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 # Tools for running the workflow, not for running its rules.
@@ -77,6 +77,24 @@ def test_env_python_matches_requires_python(env_file):
     version = tuple(int(x) for x in python.split("=")[1].split("."))
     assert version >= tuple(int(x) for x in minimum)
     assert (REPO / "envs" / f"{env_file.stem}.post-deploy.sh").exists()
+
+
+def test_every_pinned_dependency_installs_on_the_oldest_python_requires_python_allows():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    minimum = re.fullmatch(r">=(\d+\.\d+)", project["requires-python"]).group(1)
+    refused = {}
+    for line in project["dependencies"]:
+        req = Requirement(line)
+        try:
+            dist = distribution(req.name)
+        except PackageNotFoundError:
+            pytest.fail(f"{req.name} is not installed: install the project (make setup)")
+        # The installed distribution is the pinned one, so its metadata speaks for the pin.
+        assert req.specifier.contains(dist.version), (req.name, dist.version)
+        needs = dist.metadata.get("Requires-Python")
+        if needs and not SpecifierSet(needs).contains(f"{minimum}.0"):
+            refused[req.name] = needs
+    assert refused == {}, f"requires-python >={minimum}, but these pins need more"
 
 
 def test_every_rule_with_a_command_names_an_existing_env():

@@ -60,17 +60,64 @@ def test_the_controlnet_changes_nothing_until_its_weights_do(rotary):
         assert not torch.allclose(plain, moved.sample)
 
 
-def test_control_block_k_mod_n_feeds_main_block_k():
+def stages(transformer, residuals):
+    """What enters each main block and the final norm, and what each block returns, in a forward
+    with ``residuals``: ([(video, text) into block k] + [video into norm_final], [(video, text)
+    out of block k])."""
+    into, out = [], []
+    hooks = []
+    for block in transformer.transformer_blocks:
+        hooks.append(
+            block.register_forward_pre_hook(
+                lambda m, args, kw: into.append((kw["hidden_states"], kw["encoder_hidden_states"])),
+                with_kwargs=True,
+            )
+        )
+        hooks.append(block.register_forward_hook(lambda m, args, result: out.append(result)))
+    hooks.append(
+        transformer.norm_final.register_forward_pre_hook(
+            lambda m, args: into.append((args[0], None))
+        )
+    )
+    try:
+        with torch.no_grad():
+            transformer(*inputs(4), control_residuals=residuals)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return into, out
+
+
+@pytest.mark.parametrize(
+    ("blocks", "n", "used"),
+    [
+        (5, 2, [0, 1, 0, 1, 0]),  # more main blocks than residuals: they cycle
+        (2, 3, [0, 1]),  # fewer: the last residual is not used
+        (3, 3, [0, 1, 2]),
+    ],
+)
+def test_control_block_k_mod_n_feeds_main_block_k(blocks, n, used):
     torch.manual_seed(0)
-    transformer = tiny_transformer(4, rotary=False).eval()  # two main blocks
-    x, text, t = inputs(4)
-    zero = torch.zeros(1, 3 * 4 * 7, 32)
-    bump = torch.full_like(zero, 0.5)
-    with torch.no_grad():
-        one = transformer(x, text, t, control_residuals=[bump]).sample  # both blocks get it
-        two = transformer(x, text, t, control_residuals=[bump, zero]).sample  # block 0 only
-        base = transformer(x, text, t).sample
-    assert not torch.allclose(one, two) and not torch.allclose(two, base)
+    config = dict(tiny_transformer(4, rotary=False).config, num_layers=blocks)
+    transformer = CogVideoXControlTransformer3DModel.from_config(config).eval()
+    g = torch.Generator().manual_seed(1)
+    residuals = [torch.randn(1, 3 * 4 * 7, 32, generator=g) for _ in range(n)]
+    if n == 2:
+        residuals[1] = torch.zeros_like(residuals[1])  # a zero residual adds nothing
+    plain, plain_out = stages(transformer, None)
+    into, out = stages(transformer, residuals)
+    assert len(into) == blocks + 1 and len(out) == blocks
+    assert torch.equal(into[0][0], plain[0][0])  # nothing is added before the first block
+    for k in range(blocks):
+        video, text = out[k]
+        # Main block k's output plus control residual k mod n goes on to the next stage...
+        assert torch.equal(into[k + 1][0], video + residuals[used[k]]), k
+        if not residuals[used[k]].any():
+            assert torch.equal(into[k + 1][0], video), k
+        if k + 1 < blocks:
+            assert torch.equal(into[k + 1][1], text), k  # ...and the text tokens get none.
+        # Without residuals each block's output goes on as it is.
+        assert torch.equal(plain[k + 1][0], plain_out[k][0]), k
 
 
 def test_the_widened_transformer_equals_its_base_on_the_base_channels():

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +234,7 @@ class Crawler:
         record: dict[str, Any] = {
             "endpoint": ep.label,
             "page": page,
-            "fetched_at": datetime.now(timezone.utc).isoformat(),
+            "fetched_at": datetime.now(UTC).isoformat(),
         }
         if status != 200:
             # A 4xx other than auth/rate limit: nothing more this endpoint can give.
@@ -556,7 +556,7 @@ class PexelsSource:
         record = {
             "generation": previous + 1 if pending else previous,
             "pending": dict(sorted(pending.items())),
-            "written_at": datetime.now(timezone.utc).isoformat(),
+            "written_at": datetime.now(UTC).isoformat(),
         }
         write_text(json.dumps(record, indent=1, sort_keys=True), path)
         if pending:
