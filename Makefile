@@ -25,7 +25,7 @@ test: setup browser
 	pytest
 
 test-fast: setup
-	pytest -m "not e2e"
+	pytest -m "not e2e" -n $(CORES)
 
 # Headless Chromium for the test that renders the report in a real browser (Debian package).
 # A failed install stops here: the browser test would otherwise skip (and under CI=true fail).

@@ -90,6 +90,8 @@ def media(tmp_path_factory) -> list[Path]:
     return make_media(tmp_path_factory.mktemp("media"), count=3)
 
 
+# A real stage process, SIGKILLed: with the other kill tests in `make test`, not the fast loop.
+@pytest.mark.e2e
 def test_killed_crawl_and_downloads_resume_without_repeating_work(tmp_path, media):
     videos = fake_videos(300, seed=2)
     plan = Plan(page_delay_s=0.25)

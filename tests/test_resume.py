@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from senorita.catalogue import build_catalogue
 from senorita.sources.demo import generate_video
@@ -34,6 +35,8 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "senorita", *args]
 
 
+# A real stage process, SIGKILLed: with the other kill tests in `make test`, not the fast loop.
+@pytest.mark.e2e
 def test_killed_clip_job_resumes_without_redoing_finished_clips(tmp_path):
     videos = tmp_path / "videos"
     for i in range(4):

@@ -105,7 +105,9 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
 
     def to_tensor(self, frames: np.ndarray) -> torch.Tensor:
         """(T, H, W, C) uint8 -> (1, C, T, H, W) in [-1, 1] on the execution device."""
-        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None]
+        # A decoded clip can be a read-only buffer: copy it then (torch wants writable arrays).
+        frames = np.require(frames, requirements=["C", "W"])
+        video = torch.from_numpy(frames).permute(3, 0, 1, 2)[None]
         return (video.float() / 127.5 - 1).to(self._execution_device, self.vae.dtype)
 
     @torch.no_grad()
