@@ -26,6 +26,7 @@ from senorita.card import clip_yield
 from senorita.catalogue import build_catalogue
 from senorita.clips import choose_windows, clip_shard
 from senorita.ingest import REJECT_COLUMNS, check_video, clip_strides, ingest_shard
+from senorita.motion import motion
 from senorita.progress import Progress
 from senorita.video import probe, read_frames, write_frames
 
@@ -354,3 +355,57 @@ def test_progress_reaches_the_job_log_file(clipped, tmp_path):
     text = log.read_text()
     n = len(VIDEOS)
     assert f"senorita.progress: clips 00000: {n}/{n} videos, " in text, text
+
+
+def panning(n: int, speed: float, still: bool = False, subject: bool = False) -> np.ndarray:
+    """``n`` frames of a smooth texture panning ``speed`` px per frame (or standing still), or
+    a textured square half the frame high crossing the still texture (``subject``)."""
+    rng = np.random.default_rng(4)
+    noise = rng.uniform(0, 255, (HEIGHT // 12, 2 * WIDTH // 12, 3)).astype(np.float32)
+    wide = cv2.resize(noise, (2 * WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC).astype(np.uint8)
+    frames = []
+    for i in range(n):
+        x = 0 if still or subject else round(i * speed)
+        frame = wide[:, x : x + WIDTH].copy()
+        if subject:
+            s, left = HEIGHT // 2, round(20 + i * speed)
+            frame[40 : 40 + s, left : left + s] = wide[:s, -s:] // 2 + 100
+        frames.append(frame)
+    return np.stack(frames)
+
+
+def test_motion_tells_still_footage_from_a_pan_and_a_moving_subject(tmp_path):
+    for name, frames in {
+        "still": panning(17, 0, still=True),
+        "pan": panning(17, 3),
+        "subject": panning(17, 4, subject=True),
+    }.items():
+        write_frames(tmp_path / f"{name}.mp4", frames, 8.0, preset="ultrafast")
+    measured = {p.stem: motion(read_frames(p)) for p in tmp_path.glob("*.mp4")}
+    assert measured["still"] < 0.05  # coding noise only
+    assert measured["pan"] == pytest.approx(3, rel=0.25)
+    # A seventh of the frame moves at 4 px/frame: not its full speed (the percentile falls on
+    # the subject's slower edges), but far from still.
+    assert 1 < measured["subject"] < 4.5
+
+
+def test_clip_rows_flag_static_clips(tmp_path):
+    folder = tmp_path / "videos"
+    for name, frames in {"still": panning(40, 0, still=True), "pan": panning(40, 2)}.items():
+        write_frames(folder / f"{name}.mp4", frames, 8.0, preset="ultrafast")
+    source = {"kind": "local", "local": {"path": str(folder), "patterns": ["*.mp4"]}}
+    build_catalogue(source, 1, tmp_path / "catalogue.parquet")
+    args = (tmp_path / "catalogue.parquet", 0, source, INGEST, CLIPS)
+    ingest_shard(*args, tmp_path / "videos.parquet", tmp_path / "ingest.rejects.parquet")
+    clips = clip_shard(
+        tmp_path / "videos.parquet",
+        0,
+        CLIPS,
+        tmp_path / "clips.parquet",
+        tmp_path / "rejects.parquet",
+        tmp_path / "media",
+    )
+    by_name = {Path(p).stem: v for p, v in zip(clips["source_name"], clips.index, strict=True)}
+    rows = clips.loc[[by_name["still"], by_name["pan"]]]
+    assert rows["static"].tolist() == [True, False]
+    assert rows["motion"].iloc[0] < 0.05 < 0.5 < rows["motion"].iloc[1]

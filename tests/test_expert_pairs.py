@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,7 @@ def experts_cfg(tiny):
         "swap_objects": ["orange", "teddy bear"],
         "styles": None,
         "llm_instructions": True,
+        "drop_static": False,
         "remover": remover,
     }
 
@@ -275,6 +277,35 @@ def test_removal_pairs_are_the_clip_and_the_remover_output(shard, experts_cfg, r
     again = removal(shard, experts_cfg, name="removal-again")
     cols = ["pair_id", "instruction", "params", "seed"]
     pd.testing.assert_frame_equal(pairs[cols], again[cols])
+
+
+def test_static_clips_give_no_expert_pair_where_the_config_drops_them(
+    masked, experts_cfg, removal_pairs, tmp_path
+):
+    clips = pd.read_parquet(masked["clips"])
+    assert clips["static"].dtype == bool and (clips["motion"] >= 0).all()
+    still = removal_pairs["clip_id"].iloc[0]  # a clip that gave a pair: now called static
+    flagged = clips.assign(
+        static=clips["clip_id"] == still,
+        motion=clips["motion"].where(clips["clip_id"] != still, 0.01),
+    )
+    flagged.to_parquet(tmp_path / "clips.parquet")
+    # A shard folder of its own: a pair job prunes the files its table does not list.
+    shutil.copy(masked["root"] / "masks.parquet", tmp_path / "masks.parquet")
+    shard = {**masked, "root": tmp_path, "clips": tmp_path / "clips.parquet"}
+    dropping = {**experts_cfg, "drop_static": True}
+    cache = answers(shard, dropping, "object_removal", "static")
+    assert not [e for e in cached(cache).values() if still in json.dumps(e)]  # nothing asked
+    pairs = expert_pairs(shard, dropping, "object_removal", "static", cache)
+    # The other clip's pair is the one made without the drop: its draws did not move.
+    cols = ["pair_id", "clip_id", "instruction", "params", "seed"]
+    kept = removal_pairs[removal_pairs["clip_id"] != still][cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(pairs[cols].reset_index(drop=True), kept)
+    rejects = pd.read_parquet(tmp_path / "static.rejects.parquet")
+    path = clips.loc[clips["clip_id"] == still, "path"].item()
+    assert rejects.loc[rejects["path"] == path, "reason"].tolist() == [
+        "static clip: motion 0.01 px/frame (experts.drop_static)"
+    ]
 
 
 def test_addition_pairs_reverse_the_removal_files(shard, removal_pairs):

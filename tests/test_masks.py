@@ -33,6 +33,7 @@ from senorita.models import ModelSpec
 from senorita.models.detector import Box, BoxDetector
 from senorita.models.segmenter import VideoSegmenter
 from senorita.models.vlm import ObjectLister
+from senorita.motion import motion
 from senorita.pairs import PairJob, make_task_pairs
 from senorita.testing.tiny import build_tiny_models
 from senorita.video import probe, read_frames, write_frames
@@ -90,7 +91,8 @@ def shard(tiny):
     rows = []
     for i in range(2):
         path = root / "clips" / f"clip{i}.mp4"
-        write_frames(path, np.roll(frames, 7 * i, axis=2), 8.0, crf=18, preset="ultrafast")
+        moved = np.roll(frames, 7 * i, axis=2)
+        write_frames(path, moved, 8.0, crf=18, preset="ultrafast")
         rows.append(
             {
                 "clip_id": f"clip{i}",
@@ -106,6 +108,8 @@ def shard(tiny):
                 "width": W,
                 "path": str(path),
                 "sha256": "",
+                "motion": motion(moved),
+                "static": motion(moved) < 0.25,
                 "origin": "test",
                 "licence": "CC0-1.0",
                 "author": "a",

@@ -25,6 +25,7 @@ CLIPS = {
     "shot_margin": 2,
     "scene_threshold": 27.0,
     "min_shot_frames": 15,
+    "static_motion": 0.25,
     "crf": 18,
     "preset": "veryslow",
 }

@@ -23,9 +23,10 @@ from senorita.atomic import atomic_path
 from senorita.attribution import VIDEO_FIELDS, attribution
 from senorita.ids import stable_hash
 from senorita.ingest import clip_span, clip_strides
+from senorita.motion import motion
 from senorita.provenance import stage_provenance
 from senorita.shards import Outcome, Reject, run_shard
-from senorita.video import FFMPEG, X264_THREADS, VideoError, sha256_file
+from senorita.video import FFMPEG, X264_THREADS, VideoError, read_frames, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ CLIP_COLUMNS = [
     "width",
     "path",
     "sha256",
+    "motion",
+    "static",
     *VIDEO_FIELDS,
 ]
 
@@ -210,6 +213,8 @@ def _clip_video(video: dict, shard: int, cfg: dict[str, Any], media: Path) -> Ou
                 "width": cfg["width"],
                 "path": str(dst),
                 "sha256": sha256_file(dst),
+                "motion": (moves := motion(read_frames(dst))),
+                "static": moves < cfg["static_motion"],
                 **credits,
             }
         )

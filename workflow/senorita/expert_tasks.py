@@ -231,9 +231,13 @@ class ExpertPairs:
 
     # -- the draws and the questions (the llm job's too) ----------------------------------------
 
-    def plan(self, clip_id: str, rng: np.random.Generator) -> Plan:
+    def plan(self, clip: dict[str, Any], rng: np.random.Generator) -> Plan:
         """The pair's draws, in the order the expert job has always made them: the object (a
-        task that reads masks), the generator seed, then the task's own (``draw``)."""
+        task that reads masks), the generator seed, then the task's own (``draw``). A static
+        clip is no pair where ``experts.drop_static`` says so (before any draw)."""
+        clip_id = clip["clip_id"]
+        if self.experts.get("drop_static") and clip.get("static"):
+            raise NoPair(f"static clip: motion {clip['motion']:g} px/frame (experts.drop_static)")
         obj = None
         if self.task.needs_masks:
             if clip_id not in self.objects:
@@ -322,7 +326,7 @@ class ExpertPairs:
         from senorita.experts.pipeline import cpu_generator
 
         n, height, width, cfg = self.n, self.height, self.width, self.cfg
-        plan = self.plan(clip["clip_id"], rng)
+        plan = self.plan(clip, rng)
         # Before any model loads: a missing answer stops the job here.
         answers = self.language_answers(plan, self.ask)
         params: dict[str, Any] = {}

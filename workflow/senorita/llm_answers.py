@@ -71,7 +71,7 @@ def llm_answers(job: PairJob) -> int:
     for clip, rng in drawn:
         asked = state["asked"]
         try:
-            plan = expert.plan(clip["clip_id"], rng)
+            plan = expert.plan(clip, rng)
         except NoPair:  # the expert job records why; nothing to ask
             progress.skip()
             continue

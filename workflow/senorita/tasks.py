@@ -199,7 +199,7 @@ def operator_of(task_id: str):
 
 # What the language-model questions read of the config's experts section: the llm_answers job
 # gets only these, so that changing another expert setting does not ask the model again.
-LLM_EXPERT_KEYS = ("attributes", "swap_objects", "styles", "llm_instructions")
+LLM_EXPERT_KEYS = ("attributes", "swap_objects", "styles", "llm_instructions", "drop_static")
 
 
 def asks_llm(task_id: str, experts_cfg: dict) -> bool:
