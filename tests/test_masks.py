@@ -193,6 +193,51 @@ def test_a_cogvlm2_style_remote_code_model_answers_through_its_own_interface(tmp
     assert answers == lister(list(frames[:2]))
 
 
+def test_a_qwen2_5_vl_twin_answers_through_the_chat_template_path(tmp_path):
+    """Qwen2.5-VL, the schema's example of a chat VLM: its transformers processor needs
+    torchvision for its video part, which this project keeps out, so the family loads it without
+    (images only). The twin keeps the real config's flags, files and token meanings."""
+    from transformers import AutoConfig, AutoTokenizer, Qwen2_5_VLConfig
+
+    from senorita.testing.real_configs import differences, real_config
+    from senorita.testing.tiny import qwen2_5_vl as qwen
+
+    out = qwen.build_qwen2_5_vl(tmp_path / "qwen")
+    real = Qwen2_5_VLConfig(**real_config(qwen.REPO))
+    twin = AutoConfig.from_pretrained(out)
+    assert (
+        differences(real.to_dict(), twin.to_dict(), qwen.SIZE_KEYS | set(qwen.TOKEN_ID_KEYS)) == []
+    )
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    for token, key in (
+        ("<|image_pad|>", "image_token_id"),
+        ("<|vision_start|>", "vision_start_token_id"),
+    ):
+        assert (
+            tokenizer.convert_tokens_to_ids(token)
+            == getattr(twin, key)
+            == qwen.twin_id(getattr(real, key))
+        )
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|endoftext|>"
+    for name in ("preprocessor_config.json", "chat_template.json", "generation_config.json"):
+        assert (out / name).is_file()
+
+    entry = {"id": str(out), "revision": None, "dtype": "auto", "device": "cpu"}
+    entry.update(batch_size=2, trust_remote_code=False, min_new_tokens=4, max_new_tokens=8)
+    lister = ObjectLister.load(ModelSpec.from_config({"vlm": entry}, "vlm"))
+    assert not lister.cogvlm and type(lister.processor).__name__ == "Qwen2_5_VLProcessor"
+    prompt = lister.processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "?"}]}],
+        add_generation_prompt=True,
+    )
+    assert prompt.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
+    assert "<|vision_start|><|image_pad|><|vision_end|>?" in prompt
+    frames, _ = moving_square()
+    answers = lister(list(frames[:3]))
+    assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
+    assert answers == lister(list(frames[:3]))  # greedy: the same answer twice
+
+
 def test_detector_gives_at_most_one_box_per_phrase_inside_the_frame(tiny):
     detector = BoxDetector.load(spec(tiny, "detector"))
     frames, _ = moving_square()

@@ -12,7 +12,9 @@ The answer is free text; ``senorita.phrases.parse_phrases`` turns it into phrase
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +28,56 @@ DEFAULT_QUESTION = (
     "List the distinct objects you can see in this image as a comma-separated list of short "
     "noun phrases, most prominent first."
 )
+
+
+def load_processor(model_id: str, **kwargs):
+    """``AutoProcessor.from_pretrained``; where the processor's video part needs torchvision
+    (Qwen2-VL and Qwen2.5-VL in transformers 5: torchvision is kept out of this project), the same
+    processor class without its video processor, for images and text.
+
+    Only the chat-template path takes this: it asks about still frames, never videos.
+    """
+    import inspect
+
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(model_id, **kwargs)
+    except ImportError as err:
+        if "torchvision" not in str(err).lower():
+            raise
+        missing = err
+    from transformers.models.auto.processing_auto import processor_class_from_name
+    from transformers.utils import cached_file
+
+    name = None
+    for file in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        path = cached_file(
+            model_id,
+            file,
+            revision=kwargs.get("revision"),
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+        if path and (name := json.loads(Path(path).read_text()).get("processor_class")):
+            break
+    base = processor_class_from_name(name) if name else None
+    if base is None or "video_processor" not in inspect.signature(base.__init__).parameters:
+        raise missing
+
+    class ImagesOnly(base):
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kw):
+            super().__init__(
+                image_processor=image_processor,
+                tokenizer=tokenizer,
+                video_processor=None,
+                chat_template=chat_template,
+                **kw,
+            )
+
+    ImagesOnly.__name__ = ImagesOnly.__qualname__ = base.__name__
+    log.info("vlm: %s without its video processor (it needs torchvision)", base.__name__)
+    return ImagesOnly.from_pretrained(model_id, **kwargs)
 
 
 class ObjectLister:
@@ -56,9 +108,9 @@ class ObjectLister:
             )
             cogvlm = True
         else:
-            from transformers import AutoModelForImageTextToText, AutoProcessor
+            from transformers import AutoModelForImageTextToText
 
-            processor = AutoProcessor.from_pretrained(spec.id, **kwargs)
+            processor = load_processor(spec.id, **kwargs)
             if getattr(processor, "chat_template", None) is None:
                 raise ValueError(
                     f"config models.vlm.id {spec.id!r}: the processor has no chat template; "
