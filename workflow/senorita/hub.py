@@ -126,7 +126,7 @@ def front_matter(
     task (registry order) and the pairs per licence string."""
     if invalid := [t for t in pairs if t in (DEFAULT_CONFIG, UNFILTERED_CONFIG)]:
         raise ValueError(f"task ids {invalid} collide with the dataset configs' names")
-    hub = sorted({hub_licence(lic) for lic in licences})
+    hub = sorted({hub_licence(lic) for lic in licences}, key=lambda h: [x or "" for x in h])
     ids = sorted({h[0] for h in hub})
     named = [h for h in hub if h[1]]
     extra = {}
