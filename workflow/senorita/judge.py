@@ -196,18 +196,10 @@ class Judge:
     def load(cls, spec: Any) -> Judge:
         from transformers import AutoModelForImageTextToText
 
-        from senorita.models.vlm import load_processor
+        from senorita.models.vlm import load_chat_processor
 
         kwargs = spec.pretrained_kwargs()
-        processor = load_processor(spec.id, **kwargs)
-        if getattr(processor, "chat_template", None) is None:
-            raise ValueError(
-                f"config models.judge.id {spec.id!r}: the processor has no chat template; "
-                "pick an image-text-to-text chat model"
-            )
-        processor.tokenizer.padding_side = "left"  # batched generation continues on the right
-        if processor.tokenizer.pad_token is None:
-            processor.tokenizer.pad_token = processor.tokenizer.eos_token
+        processor = load_chat_processor(spec.id, "models.judge.id", **kwargs)
         model = AutoModelForImageTextToText.from_pretrained(
             spec.id, dtype=spec.torch_dtype(), **kwargs
         )

@@ -80,6 +80,21 @@ def load_processor(model_id: str, **kwargs):
     return ImagesOnly.from_pretrained(model_id, **kwargs)
 
 
+def load_chat_processor(model_id: str, key: str, **kwargs):
+    """``load_processor`` for a chat model asked in batches: it must have a chat template (an
+    error naming the config ``key`` otherwise), pads on the left and has a pad token."""
+    processor = load_processor(model_id, **kwargs)
+    if getattr(processor, "chat_template", None) is None:
+        raise ValueError(
+            f"config {key} {model_id!r}: the processor has no chat template; "
+            "pick an image-text-to-text chat model"
+        )
+    processor.tokenizer.padding_side = "left"  # batched generation continues on the right
+    if processor.tokenizer.pad_token is None:  # Llama 3's tokenizers have none
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    return processor
+
+
 class ObjectLister:
     def __init__(self, model, processor, spec: ModelSpec, cogvlm: bool):
         self.spec = spec
@@ -110,15 +125,7 @@ class ObjectLister:
         else:
             from transformers import AutoModelForImageTextToText
 
-            processor = load_processor(spec.id, **kwargs)
-            if getattr(processor, "chat_template", None) is None:
-                raise ValueError(
-                    f"config models.vlm.id {spec.id!r}: the processor has no chat template; "
-                    "pick an image-text-to-text chat model"
-                )
-            processor.tokenizer.padding_side = "left"  # batched generation continues on the right
-            if processor.tokenizer.pad_token is None:  # Llama 3's tokenizers have none
-                processor.tokenizer.pad_token = processor.tokenizer.eos_token
+            processor = load_chat_processor(spec.id, "models.vlm.id", **kwargs)
             model = AutoModelForImageTextToText.from_pretrained(
                 spec.id, dtype=spec.torch_dtype(), **kwargs
             )
