@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 VIDEO_FIELDS = [
     "origin",
@@ -30,7 +31,8 @@ def plain(value: Any) -> Any:
     """pandas' missing values as None, numpy scalars as Python ones (journals are JSON)."""
     if isinstance(value, np.generic):
         value = value.item()
-    return None if value is None or (isinstance(value, float) and value != value) else value
+    missing = value is None or value is pd.NA or (isinstance(value, float) and value != value)
+    return None if missing else value
 
 
 def attribution(row: Any) -> dict[str, Any]:

@@ -28,6 +28,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from senorita.attribution import plain
+
 log = logging.getLogger(__name__)
 
 SENORITA_2M = "senorita2m"  # the shares the paper's dataset has, from the task registry
@@ -95,13 +97,6 @@ def to_tensor(frames: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
         )
         video = resized.round_().clamp_(0, 255).to(torch.uint8)
     return video.contiguous()
-
-
-def plain(value: Any) -> Any:
-    """A manifest value as plain Python: numpy scalars unwrapped, every missing value None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    return None if value is None or value is pd.NA or value != value else value
 
 
 def make_item(
