@@ -60,6 +60,7 @@ CATALOGUE = f"{RESULTS}/sources/catalogue.parquet"
 VIDEOS = f"{RESULTS}/ingest/{{shard}}.parquet"
 INGEST_REJECTS = f"{RESULTS}/ingest/{{shard}}.rejects.parquet"
 CLIPS = f"{RESULTS}/clips/{{shard}}.parquet"
+DUPLICATES = f"{RESULTS}/dedup/duplicates.parquet"
 CLIP_REJECTS = f"{RESULTS}/clips/{{shard}}.rejects.parquet"
 PAIRS = f"{RESULTS}/pairs/{{task}}/{{shard}}.parquet"
 PAIR_REJECTS = f"{RESULTS}/pairs/{{task}}/{{shard}}.rejects.parquet"
@@ -75,9 +76,14 @@ EXPERT_CHECK = f"{RESULTS}/experts/{{expert}}.checkpoint.json"
 LLM_CACHE = f"{RESULTS}/llm/{{task}}/{{shard}}.jsonl"
 TRAINED = f"{RESULTS}/training/{{expert}}/final"
 TRAINING = f"{RESULTS}/training/{{expert}}/work"
-# The experts the registry's tasks name, in registry order (each trainable on its own).
-EXPERTS = list(dict.fromkeys(t.expert for t in all_tasks() if t.expert))
+# The experts the registry's tasks name, in registry order (each trainable on its own), and the
+# super-resolver, which lifts their pairs (experts.super_resolution).
+EXPERTS = [*dict.fromkeys(t.expert for t in all_tasks() if t.expert), "super_resolver"]
+SUPER_RESOLUTION = config["experts"]["super_resolution"]["enabled"]
 FILTER_SCORES = f"{RESULTS}/filters/{{task}}/scores.parquet"
+JUDGE_SCORES = f"{RESULTS}/filters/{{task}}/judge.parquet"
+# The VLM judge's job per task (filters.judge); its bounds are in filters.tasks.<task>.
+JUDGE = config["filters"]["judge"]
 
 
 wildcard_constraints:
@@ -97,6 +103,7 @@ PAIR_TABLES = {
     "control": (CONTROL, "--control"),
     "captions": (CAPTIONS, "--captions"),
     "llm": (LLM_CACHE, "--cache"),
+    "videos": (VIDEOS, "--videos"),
 }
 
 
@@ -107,8 +114,12 @@ def get_pair_inputs(wildcards):
     reads = [r for r in task.reads if r != "llm"]
     if wildcards.task in LLM_TASKS:
         reads.append("llm")
-    inputs = {"clips": CLIPS, **{r: PAIR_TABLES[r][0] for r in reads}}
+    if SUPER_RESOLUTION:  # the original videos to re-cut, the captions as prompts
+        reads += ["videos"] + (["captions"] if config["captions"]["enabled"] else [])
+    inputs = {"clips": CLIPS, **{r: PAIR_TABLES[r][0] for r in dict.fromkeys(reads)}}
     inputs["checkpoint"] = EXPERT_CHECK.format(expert=task.expert)
+    if SUPER_RESOLUTION:
+        inputs["super_resolver"] = EXPERT_CHECK.format(expert="super_resolver")
     return inputs
 
 
@@ -139,6 +150,20 @@ def table_flags(wildcards, input):
 def task_params(wildcards):
     """The task's config (tasks.<id>) as JSON: a pair job's --params."""
     return as_json(config["tasks"][wildcards.task])
+
+
+def manifest_thresholds(wildcards):
+    """A task's bounds (filters.tasks.<task>) as JSON, without the judge's when it is off."""
+    bounds = config["filters"]["tasks"][wildcards.task]
+    if not JUDGE["enabled"]:
+        bounds = {k: v for k, v in bounds.items() if "_judge_" not in k}
+    return as_json(bounds)
+
+
+def judge_flags(wildcards, input):
+    """The manifest job's judge flags: its verdicts when the judge runs, and whether it gates."""
+    flags = f" --verdicts {input.verdicts}" if JUDGE["enabled"] else ""
+    return flags + ("" if JUDGE["gate"] else " --no-judge-gate")
 
 
 def expert_of(wildcards):
@@ -231,7 +256,10 @@ def training_tables(expert):
 
 
 def expert_tasks(wildcards):
-    """The enabled tasks an expert makes pairs for, comma-separated (its checkpoint check)."""
+    """The enabled tasks an expert makes pairs for, comma-separated (its checkpoint check); the
+    super-resolver lifts every expert task's."""
+    if wildcards.expert == "super_resolver":
+        return ",".join(t for t in TASKS if get(t).stage == "expert")
     return ",".join(t for t in TASKS if get(t).expert == wildcards.expert)
 
 

@@ -9,12 +9,28 @@ WEBDATASET = f"{DATASET}/webdataset/{{task}}"
 
 rule manifest:
     input:
+        # The judge's verdicts, when it runs.
+        **({"verdicts": JUDGE_SCORES} if JUDGE["enabled"] else {}),
         # The shard pair tables (read through the pattern below) come in through the scores job,
         # whose input they are: listing them here too would double their share of DAG planning.
         scores=FILTER_SCORES,
     output:
         # The task's WebDataset tars, only when the export is on.
         **({"shards": directory(WEBDATASET)} if config["export"]["webdataset"] else {}),
+        # The kept pairs the judge scored lowest, when it runs.
+        **(
+            {
+                "judge_sheet": report(
+                    f"{RESULTS}/report/{{task}}/judge_lowest.png",
+                    caption="../workflow/report/judge_lowest.rst",
+                    category="Tasks",
+                    subcategory="{task}",
+                    labels={"task": "{task}", "figure": "lowest judged"},
+                )
+            }
+            if JUDGE["enabled"]
+            else {}
+        ),
         manifest=MANIFEST,
         sheet=report(
             f"{RESULTS}/report/{{task}}/contact_sheet.png",
@@ -39,7 +55,8 @@ rule manifest:
         # kernel's 128 KiB limit on one argument (the shell command).
         pairs=lambda wc: PAIRS.replace("{task}", wc.task),
         shards=config["shards"],
-        thresholds=lambda wc: as_json(config["filters"]["tasks"][wc.task]),
+        thresholds=manifest_thresholds,
+        judge=judge_flags,
         # The dataset root: the manifest's folder's parent (<dataset>/<task>/manifest.parquet).
         dataset=lambda wc, output: Path(output.manifest).parent.parent,
         sample_pairs=config["report"]["sample_pairs"],
@@ -49,8 +66,9 @@ rule manifest:
     shell:
         "senorita manifest --task {wildcards.task} --out {output.manifest}"
         " --shards {params.shards} --pattern {params.pairs:q} --scores {input.scores}"
-        " --thresholds {params.thresholds:q} --dataset {params.dataset}"
+        " --thresholds {params.thresholds:q}{params.judge} --dataset {params.dataset}"
         " --sheet {output.sheet} --gif {output.gif} --pairs {params.sample_pairs}"
+        + (" --judge-sheet {output.judge_sheet}" if JUDGE["enabled"] else "")
         + (" --webdataset {output.shards}" if config["export"]["webdataset"] else "")
         + " 2> {log}"
 
@@ -61,6 +79,18 @@ rule dataset_card:
         manifests=expand(MANIFEST, task=TASKS),
         tables=card_waits_for(),
     output:
+        **(
+            {
+                "judge": report(
+                    f"{RESULTS}/report/judge.html",
+                    caption="../workflow/report/judge.rst",
+                    category="Dataset",
+                    labels={"table": "VLM judge"},
+                )
+            }
+            if JUDGE["enabled"]
+            else {}
+        ),
         card=f"{DATASET}/README.md",
         rejects=f"{DATASET}/rejects.parquet",
         pairs=report(
@@ -103,7 +133,9 @@ rule dataset_card:
         " --videos {params.videos:q} --clips {params.clips:q}"
         " --out {output.card} --rejects-out {output.rejects}"
         " --pairs-html {output.pairs} --filters-html {output.filters}"
-        " --rejects-html {output.rejects_html} 2> {log}"
+        " --rejects-html {output.rejects_html}"
+        + (" --judge-html {output.judge}" if JUDGE["enabled"] else "")
+        + " 2> {log}"
 
 
 for _task in TASKS:

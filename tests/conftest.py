@@ -79,6 +79,17 @@ def demo_run(tmp_path_factory) -> Path:
     return workdir
 
 
+def planned(stdout: str) -> dict[str, int]:
+    """Jobs per rule from a dry run's job-stats table."""
+    counts = {}
+    for line in stdout.split("Job stats:")[1].splitlines()[3:]:
+        if not line.strip() or line.startswith("total"):
+            break
+        rule, count = line.split()
+        counts[rule] = int(count)
+    return counts
+
+
 # -- markers and CI strictness ---------------------------------------------------------------------
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -115,3 +126,47 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which counts as a failure: {reason}"
+
+
+# -- the judge's model: its Qwen2.5-VL twin and a scripted stand-in ---------------------------
+
+
+@pytest.fixture(scope="session")
+def qwen(tmp_path_factory):
+    from senorita.testing.tiny.qwen2_5_vl import build_qwen2_5_vl
+
+    return build_qwen2_5_vl(tmp_path_factory.mktemp("judge") / "qwen")
+
+
+class ScriptedModel:
+    """A stand-in model that answers from a script (a model class, not a branch in the judge):
+    each ``generate`` call appends the next scripted answer, tokenized, to every prompt."""
+
+    def __init__(self, tokenizer, answers: list[str]):
+        import torch
+
+        self.tokenizer, self.answers, self.asked = tokenizer, list(answers), []
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def parameters(self):
+        yield self.weight
+
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+    def generate(self, input_ids, **kwargs):
+        import torch
+
+        rows = []
+        for ids in input_ids:
+            self.asked.append(self.tokenizer.decode(ids))
+            answer = self.tokenizer(self.answers.pop(0), add_special_tokens=False)["input_ids"]
+            rows.append(torch.cat([ids, torch.tensor(answer, dtype=ids.dtype)]))
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        return torch.stack(
+            [torch.nn.functional.pad(r, (0, width - len(r)), value=pad) for r in rows]
+        )

@@ -10,14 +10,15 @@ import re
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from test_masks import ENCODE, run
+from test_masks import ENCODE, H, W, run
 from test_masks import shard as shard  # a fixture, shared with the masks tests
 from test_masks import tiny as tiny  # a fixture
 
-from conftest import snakemake
+from conftest import planned, snakemake
 from senorita.checkpoints import check_expert, gated_models, hub_token_problem
 from senorita.expert_tasks import stylizer_prompt
 from senorita.experts import PIPELINES
@@ -28,9 +29,9 @@ from senorita.masks import dilate, load_masks
 from senorita.models import ModelSpec
 from senorita.models.llm import AnswerCache, ChatLLM, propose, validate, validate_instruction
 from senorita.pairs import PairJob, make_task_pairs
-from senorita.tasks import task_ids
+from senorita.tasks import get, task_ids
 from senorita.testing.tiny import build_tiny_models
-from senorita.video import probe, read_frames
+from senorita.video import probe, read_frames, write_frames
 
 N, EH, EW = 9, 48, 80  # what the tiny experts generate here
 
@@ -659,3 +660,128 @@ def test_a_run_without_a_hub_token_stops_before_any_job(tmp_path, monkeypatch):
         "tasks": {t: {"enabled": False} for t in task_ids("expert") + task_ids("reversed")},
     }
     snakemake(tmp_path / "off", "-n", "all", config=off, env=env)
+
+
+# -- the super-resolution stage ---------------------------------------------------------------
+
+SR = 2  # the super-resolver's output: twice the experts' working size
+
+
+@pytest.fixture(scope="module")
+def lifted(masked, experts_cfg):
+    """Removal pairs with the super-resolution stage on, from 2x originals of the clips."""
+    root = masked["root"]
+    folders = build_tiny_models(root / "sr", ("super_resolver",))
+    rows = []
+    for clip in pd.read_parquet(masked["clips"]).to_dict("records"):
+        # The original: the clip at twice its size, each clip frame twice (the clip's stride 2).
+        frames = read_frames(clip["path"])
+        big = np.stack(
+            [cv2.resize(f, (2 * W, 2 * H), interpolation=cv2.INTER_CUBIC) for f in frames]
+        )
+        path = root / "originals" / f"{clip['video_id']}.mp4"
+        write_frames(path, np.repeat(big, 2, axis=0), 16.0, crf=12, preset="ultrafast")
+        rows.append({"video_id": clip["video_id"], "path": str(path)})
+    videos = root / "sr_videos.parquet"
+    pd.DataFrame(rows).to_parquet(videos)
+    cfg = {
+        **experts_cfg,
+        "super_resolution": {"enabled": True},
+        "super_resolver": {
+            "id": str(folders["super_resolver"]),
+            "revision": "main",
+            "dtype": "float32",
+            "device": "cpu",
+            "batch_size": 1,
+            "steps": 2,
+            "guidance": 1.0,
+            "negative_prompt": "",
+            "height": SR * EH,
+            "width": SR * EW,
+            "tile": [EH, EW],
+            "tile_overlap": 16,
+            "resources": {},
+        },
+    }
+    cache = answers(masked, cfg, "object_removal", "lifted")
+    job = PairJob(
+        "object_removal", 0, masked["clips"], {"clip_fraction": 1.0}, 0, root / "lifted.parquet",
+        dataset=root / "dataset_sr", rejects=root / "lifted.rejects.parquet", encode=ENCODE,
+        max_words=12, masks=root / "masks.parquet", answers=cache, experts=cfg, videos=videos,
+    )  # fmt: skip
+    return make_task_pairs(job, stage="expert"), cfg, root
+
+
+def test_super_resolution_lifts_the_pairs_and_pastes_the_recut_source_outside_the_mask(
+    lifted, removal_pairs, shard
+):
+    pairs, cfg, root = lifted
+    assert len(pairs) == len(removal_pairs) == 2
+    # The same pairs as without the stage (ids, instructions, seeds), at the output size.
+    cols = ["pair_id", "instruction", "seed"]
+    pd.testing.assert_frame_equal(pairs[cols], removal_pairs[cols])
+    for side in ("source", "target"):
+        assert (pairs[f"{side}_height"] == SR * EH).all() and (
+            pairs[f"{side}_width"] == SR * EW
+        ).all()
+    for row, plain in zip(pairs.to_dict("records"), removal_pairs.to_dict("records"), strict=True):
+        params = json.loads(row["params"])
+        assert (params["working_height"], params["working_width"]) == (EH, EW)
+        assert (params["output_height"], params["output_width"]) == (SR * EH, SR * EW)
+        assert params["super_resolver"] == cfg["super_resolver"]["id"]
+        assert params["super_resolver_steps"] == 2 and params["super_resolver_seed"] == params["seed"]
+        source = read_frames(root / "dataset_sr" / row["source_path"]).astype(int)
+        target = read_frames(root / "dataset_sr" / row["target_path"]).astype(int)
+        assert source.shape == target.shape == (N, SR * EH, SR * EW, 3)
+        # The source is re-cut from the original, aligned: shrunk back it is the working source.
+        working = read_frames(shard["root"] / "dataset" / plain["source_path"]).astype(float)
+        small = np.stack(
+            [cv2.resize(f.astype(np.uint8), (EW, EH), interpolation=cv2.INTER_AREA) for f in source]
+        )
+        mse = np.mean((small.astype(float) - working) ** 2)
+        assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 25
+        # Outside the dilated mask, resized to the output size, the target is the source.
+        mask = load_masks(params["mask_path"])[params["object"]][:N]
+        mask = np.stack(
+            [
+                cv2.resize(m.astype(np.uint8), (SR * EW, SR * EH), interpolation=cv2.INTER_NEAREST)
+                for m in mask
+            ]
+        ).astype(bool)
+        outside = ~dilate(mask, SR * (2 + 2))
+        assert outside.any()
+        assert np.abs(source - target)[outside].mean() < 4
+        assert np.abs(source - target)[~outside].mean() > 4  # the lifted region is generated
+
+
+def test_super_resolution_off_and_on_plans_only_the_expert_tasks_again(tmp_path):
+    off = snakemake(tmp_path, "-n", "-p", "all").stdout
+    on = snakemake(
+        tmp_path, "-n", "-p", "all", config={"experts": {"super_resolution": {"enabled": True}}}
+    ).stdout
+    assert "train-expert --expert super_resolver" not in off
+    assert "train-expert --expert super_resolver" in on
+    expert_jobs = [line for line in on.splitlines() if "senorita expert-pairs" in line]
+    assert expert_jobs and all("--videos results/ingest/" in line for line in expert_jobs)
+    other = [line for line in on.splitlines() if "senorita operator-pairs" in line]
+    assert other and not any("--videos" in line for line in other)
+
+
+def test_turning_super_resolution_on_replans_only_the_expert_tasks(demo_run, tmp_path):
+    work = tmp_path / "run"
+    shutil.copytree(demo_run, work, symlinks=True)
+    on = {"experts": {"super_resolution": {"enabled": True}}}
+    jobs = planned(snakemake(work, "-n", "all", config=on).stdout)
+    experts = [t for t in task_ids() if get(t).stage == "expert"]
+    lifted = experts + [t for t in task_ids() if get(t).reverses in experts]
+    assert jobs["expert_pairs"] == 2 * len(experts)
+    assert jobs["reversed_pairs"] == 2 * (len(lifted) - len(experts))
+    assert jobs["train_expert"] == jobs["expert_checkpoint"] == 1  # the super-resolver's
+    for rule in ("filter_scores", "judge_scores", "manifest"):
+        assert jobs[rule] == len(lifted), rule
+    assert not {"clips", "operator_pairs", "control_pairs", "grounding_pairs", "llm_answers"} & set(
+        jobs
+    )
+    # One task: its own pairs and what reads them, nothing of the other expert tasks.
+    one = planned(snakemake(work, "-n", "task_object_removal", config=on).stdout)
+    assert one["expert_pairs"] == 2 and one["manifest"] == 1 and "reversed_pairs" not in one

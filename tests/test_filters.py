@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from snakemake.utils import validate
 
-from conftest import REPO, snakemake
+from conftest import REPO, planned, snakemake
 from senorita.filters import SCORES
 from senorita.filters.scoring import (
     SCORE_COLUMNS,
@@ -23,7 +23,7 @@ from senorita.filters.scoring import (
     sample_indices,
     score_task,
 )
-from senorita.filters.thresholds import apply_filters, judge, parse_bounds
+from senorita.filters.thresholds import apply_filters, failure, parse_bounds
 from senorita.journal import Journal
 from senorita.manifest import build_manifest
 from senorita.models import ModelSpec
@@ -152,17 +152,17 @@ def test_thresholds_judge_filters_in_the_papers_order():
         "clip_directional": 0.25,
         "clip_image": 0.7,
     }
-    assert judge(fine, bounds) is None
+    assert failure(fine, bounds) is None
     # Quality comes first even when similarity fails too; every failing check is named.
     bad = {**fine, "mean_luma": 5.0, "clipped_fraction": 0.9, "clip_image": 0.99}
-    assert judge(bad, bounds) == "quality: mean_luma 5 < 20; clipped_fraction 0.9 > 0.5"
-    assert judge({**fine, "clip_image": 0.95}, bounds) == "similarity: clip_image 0.95 > 0.8"
-    assert judge({**fine, "clip_image": 0.3}, bounds) == "similarity: clip_image 0.3 < 0.5"
-    assert judge({**fine, "clip_text": 0.1, "clip_image": 0.99}, bounds).startswith("text: ")
+    assert failure(bad, bounds) == "quality: mean_luma 5 < 20; clipped_fraction 0.9 > 0.5"
+    assert failure({**fine, "clip_image": 0.95}, bounds) == "similarity: clip_image 0.95 > 0.8"
+    assert failure({**fine, "clip_image": 0.3}, bounds) == "similarity: clip_image 0.3 < 0.5"
+    assert failure({**fine, "clip_text": 0.1, "clip_image": 0.99}, bounds).startswith("text: ")
     # A null score (no prompts) is not filtered on; a null bound is not applied.
-    assert judge({**fine, "clip_text": None, "clip_directional": float("nan")}, bounds) is None
+    assert failure({**fine, "clip_text": None, "clip_directional": float("nan")}, bounds) is None
     free = parse_bounds({**thresholds, "max_clip_image": None})
-    assert judge({**fine, "clip_image": 0.99}, free) is None
+    assert failure({**fine, "clip_image": 0.99}, free) is None
     with pytest.raises(ValueError, match="min_/max_"):
         apply_filters(pd.DataFrame({"pair_id": []}), pd.DataFrame(), {"min_beauty": 1})
 
@@ -172,7 +172,13 @@ def test_every_task_has_gates_and_map_tasks_skip_what_cannot_be_judged():
     assert set(gates) == set(defaults()["tasks"])  # all 18 tasks
     known = {f"{side}_{score}" for score in SCORES for side in ("min", "max")}
     for task, bounds in gates.items():
-        assert len(bounds) == 10 and set(bounds) <= known, task
+        assert len(bounds) == 13 and set(bounds) <= known, task
+        # Every task is judged, map tasks on the map (the judge's own rubric).
+        assert [bounds[f"min_judge_{k}"] for k in ("instruction", "preservation", "quality")] == [
+            3,
+            3,
+            3,
+        ], task
     expert = gates["object_swap"]
     assert (expert["min_clip_text"], expert["min_clip_directional"]) == (0.2, 0.2)
     assert (expert["min_clip_image"], expert["max_clip_image"]) == (0.5, 0.8)
@@ -276,8 +282,10 @@ def test_pairs_built_to_fail_are_kept_with_the_reason(synthetic, tmp_path):
     assert not manifest.loc[["identical", "black_target", "prompted_identical", "missing"]][
         "kept"
     ].any()
-    assert json.loads(manifest["filter_thresholds"].iloc[0]) == thresholds
+    assert json.loads(manifest["filter_thresholds"].iloc[0]) == {**thresholds, "gate_judge": True}
     assert set(SCORES) <= set(manifest.columns)
+    # Without the judge's verdicts its columns are null and its bounds not applied.
+    assert manifest["judge_instruction"].isna().all() and manifest["judge_pass"].isna().all()
     # The good pair passes quality and text; with the similarity bounds off it is kept.
     loose = {**thresholds, "min_clip_image": None, "max_clip_image": None}
     build_manifest(synthetic["tables"], out, synthetic["scores_path"], loose)
@@ -355,19 +363,18 @@ def test_every_demo_pair_has_its_scores_and_a_verdict(demo_run):
         assert m["source_prompt"].isna().all() and m["target_prompt"].isna().all()
         assert (m["kept"] == m["filter_reason"].isna()).all()
         assert not m["filter_reason"].dropna().str.startswith(("text", "unscored")).any()
-        assert json.loads(m["filter_thresholds"].iloc[0]) == config["filters"]["tasks"][task]
+        # The tiny judge's answers are noise: every pair asked (twice), none scored, and as the
+        # demo's judge does not gate, none left out for it.
+        assert m["judge_error"].str.startswith("unreadable answer").all(), task
+        assert m["judge_instruction"].isna().all() and m["judge_pass"].isna().all()
+        assert not m["filter_reason"].dropna().str.startswith("judge").any()
+        bounds = {**config["filters"]["tasks"][task], "gate_judge": False}
+        assert json.loads(m["filter_thresholds"].iloc[0]) == bounds
         assert f"| {task} | {int(m['kept'].sum())} / {len(m)} |" in card
-
-
-def planned(stdout: str) -> dict[str, int]:
-    """Jobs per rule from a dry run's job-stats table."""
-    counts = {}
-    for line in stdout.split("Job stats:")[1].splitlines()[3:]:
-        if not line.strip() or line.startswith("total"):
-            break
-        rule, count = line.split()
-        counts[rule] = int(count)
-    return counts
+        assert (demo_run / "results" / "report" / task / "judge_lowest.png").stat().st_size
+    judge = (demo_run / "results" / "report" / "judge.html").read_text()
+    assert "The judge and the CLIP filters" in judge and "all tasks" in judge
+    assert "(recorded, not gating)" in card
 
 
 def test_changing_a_threshold_reruns_only_the_thresholding(demo_run, tmp_path):

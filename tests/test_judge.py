@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import ScriptedModel
 from senorita.judge import (
     MAX_REASON,
     Verdict,
@@ -89,13 +90,6 @@ def test_detection_tasks_are_judged_on_the_map_and_the_rest_as_edits():
 # -- asking a model ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def qwen(tmp_path_factory):
-    from senorita.testing.tiny.qwen2_5_vl import build_qwen2_5_vl
-
-    return build_qwen2_5_vl(tmp_path_factory.mktemp("judge") / "qwen")
-
-
 def spec(path, **options):
     from senorita.models import ModelSpec
 
@@ -135,40 +129,6 @@ def test_the_qwen_twin_answers_every_pair_and_is_asked_again_after_an_unreadable
     assert ((calls[0]["input_ids"] == start).sum(dim=1) == 4).all()  # 2 frame pairs, 2 images
     retry = judge.processor.batch_decode(calls[2]["input_ids"])[0]
     assert "Your previous answer could not be read" in retry
-
-
-class ScriptedModel:
-    """A stand-in model that answers from a script (a model class, not a branch in the judge):
-    each ``generate`` call appends the next scripted answer, tokenized, to every prompt."""
-
-    def __init__(self, tokenizer, answers: list[str]):
-        import torch
-
-        self.tokenizer, self.answers, self.asked = tokenizer, list(answers), []
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-
-    def parameters(self):
-        yield self.weight
-
-    def to(self, device):
-        return self
-
-    def eval(self):
-        return self
-
-    def generate(self, input_ids, **kwargs):
-        import torch
-
-        rows = []
-        for ids in input_ids:
-            self.asked.append(self.tokenizer.decode(ids))
-            answer = self.tokenizer(self.answers.pop(0), add_special_tokens=False)["input_ids"]
-            rows.append(torch.cat([ids, torch.tensor(answer, dtype=ids.dtype)]))
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        return torch.stack(
-            [torch.nn.functional.pad(r, (0, width - len(r)), value=pad) for r in rows]
-        )
 
 
 def test_a_verdict_is_read_and_an_unreadable_answer_asked_once_more(qwen):

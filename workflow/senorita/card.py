@@ -79,7 +79,10 @@ def _describe(thresholds: dict[str, Any], name: str) -> str:
             parts.append(f"{lo:g} ≤ {score} ≤ {hi:g}")
         else:
             parts.append(f"{score} ≥ {lo:g}" if lo is not None else f"{score} ≤ {hi:g}")
-    return ", ".join(parts) or "not applied"
+    text = ", ".join(parts) or "not applied"
+    if name == "judge" and parts and not thresholds.get("gate_judge", True):
+        text += " (recorded, not gating)"
+    return text
 
 
 def filter_lines(manifests: list[Path]) -> list[str]:
@@ -88,14 +91,17 @@ def filter_lines(manifests: list[Path]) -> list[str]:
         "## Filters",
         "",
         "Three filters in the paper's order: visual quality of the target, text alignment "
-        "(CLIP, where the pair has prompts), visual similarity of source and target (CLIP). "
-        "A pair that fails keeps its manifest row with `kept = false` and `filter_reason`; "
-        "every score is in the manifest, so thresholds can change without regenerating pairs "
-        "(only the manifests are rewritten). Thresholds are defaults drawn from peers and must "
-        "be tuned on real outputs.",
+        "(CLIP, where the pair has prompts), visual similarity of source and target (CLIP); "
+        "then, where it is on, a vision-language judge scoring instruction following, "
+        "preservation and quality from 1 to 5 (`judge_*` columns, its one-line reason in "
+        "`judge_reason`; `judge_pass` says whether it passed the pair even where it does not "
+        "gate). A pair that fails keeps its manifest row with `kept = false` and "
+        "`filter_reason`; every score is in the manifest, so thresholds can change without "
+        "regenerating pairs (only the manifests are rewritten). Thresholds are defaults drawn "
+        "from peers and must be tuned on real outputs.",
         "",
-        "| task | kept / pairs | failed quality | failed text | failed similarity | unscored |",
-        "|---|---|---|---|---|---|",
+        "| task | kept / pairs | " + " | ".join(f"failed {f}" for f in FILTERS) + " | unscored |",
+        "|---|---|" + "---|" * (len(FILTERS) + 1),
     ]
     used = {}
     for path in manifests:
@@ -113,7 +119,7 @@ def filter_lines(manifests: list[Path]) -> list[str]:
     lines += ["", "Thresholds used (a score outside its bounds fails the filter):", ""]
     lines += [
         "| task | " + " | ".join(FILTER_NAMES[f] for f in FILTERS) + " |",
-        "|---|---|---|---|",
+        "|---|" + "---|" * len(FILTERS),
     ]
     for task, thresholds in used.items():
         lines.append(f"| {task} | " + " | ".join(_describe(thresholds, f) for f in FILTERS) + " |")

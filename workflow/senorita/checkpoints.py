@@ -23,6 +23,7 @@ PIPELINE_CLASSES = {
     "local_stylizer": "LocalStylizerPipeline",
     "global_stylizer": "GlobalStylizerPipeline",
     "inpainter": "InpainterPipeline",
+    "super_resolver": "SuperResolverPipeline",
 }
 
 HOW = (

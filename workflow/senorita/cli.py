@@ -61,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--media", type=Path, required=True, help="folder for the clip files")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
+    p.add_argument("--duplicates", type=Path, help="the dedup table (near duplicates get no clip)")
+
+    p = sub.add_parser("dedup", help="find near-duplicate videos over every shard (CLIP)")
+    p.add_argument("--videos", required=True, help="ingest table path with a {shard} field")
+    p.add_argument("--shards", type=int, required=True)
+    p.add_argument("--params", type=_json, required=True, help="frames and threshold (dedup)")
+    p.add_argument("--models", type=_json, required=True, help="the config's models section")
+    p.add_argument("--workers", type=int, default=4, help="threads decoding frames ahead")
+    p.add_argument("--out", type=Path, required=True)
 
     p = sub.add_parser("operator-pairs", help="make one operator task's pairs for one shard")
     p.add_argument("--task", required=True)
@@ -154,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", type=Path, default=None, help="the shard's mask table")
     p.add_argument("--control", type=Path, default=None, help="the shard's control-map table")
     p.add_argument("--captions", type=Path, default=None, help="the shard's caption table")
+    p.add_argument(
+        "--videos", type=Path, default=None, help="the shard's ingest table (super-resolution)"
+    )
     p.add_argument("--params", type=_json, required=True, help="the config's tasks.<task> section")
     p.add_argument("--experts", type=_json, required=True, help="the config's experts section")
     p.add_argument("--seed", type=int, required=True)
@@ -200,6 +212,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="threads decoding pairs ahead")
     p.add_argument("--out", type=Path, required=True)
 
+    p = sub.add_parser("judge-scores", help="the VLM judge's verdict on each of a task's pairs")
+    p.add_argument("--task", required=True)
+    p.add_argument("--pattern", required=True, help="shard pair table path with a {shard} field")
+    p.add_argument("--shards", type=int, required=True)
+    p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
+    p.add_argument("--params", type=_json, required=True, help="the config's filters.judge")
+    p.add_argument("--models", type=_json, required=True, help="the config's models section")
+    p.add_argument("--workers", type=int, default=2, help="threads decoding pairs ahead")
+    p.add_argument("--out", type=Path, required=True)
+
     p = sub.add_parser(
         "manifest",
         help="gather a task's shard tables into its manifest; optionally draw its report "
@@ -209,14 +231,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", type=int, required=True)
     p.add_argument("--pattern", required=True, help="shard table path with a {shard} field")
     p.add_argument("--scores", type=Path, help="the task's filter scores (see filter-scores)")
+    p.add_argument("--verdicts", type=Path, help="the task's judge scores (see judge-scores)")
     p.add_argument(
         "--thresholds", type=_json, default={}, help="the config's filters.tasks.<task> section"
+    )
+    p.add_argument(
+        "--no-judge-gate",
+        dest="gate_judge",
+        action="store_false",
+        help="record the judge's pass/fail but keep pairs by the CLIP filters only",
     )
     p.add_argument("--task", help="the task id (names the tar shards; default: --out's folder)")
     p.add_argument("--dataset", type=Path, help="the dataset root (for --sheet and --webdataset)")
     p.add_argument("--sheet", type=Path, help="also draw the contact sheet (PNG, with --gif)")
     p.add_argument("--gif", type=Path, help="also draw the animated preview (GIF, with --sheet)")
     p.add_argument("--pairs", type=int, default=3, help="sample pairs on the contact sheet")
+    p.add_argument(
+        "--judge-sheet", type=Path, help="also a sheet of the kept pairs the judge scored lowest"
+    )
     p.add_argument("--webdataset", type=Path, help="also export WebDataset tar shards here")
 
     p = sub.add_parser("dataset-card", help="write the dataset card and the rejects table")
@@ -234,6 +266,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs-html", type=Path, help="also the report's pairs-per-task table")
     p.add_argument("--filters-html", type=Path, help="also the report's filter pass rates")
     p.add_argument("--rejects-html", type=Path, help="also the report's rejects by reason")
+    p.add_argument("--judge-html", type=Path, help="also the report's judge page (with the above)")
 
     p = sub.add_parser("preview", help="contact sheet and animated preview of a task's pairs")
     p.add_argument("--manifest", type=Path, required=True)
@@ -295,7 +328,21 @@ def _ingest(args: argparse.Namespace) -> None:
 def _clips(args: argparse.Namespace) -> None:
     from senorita.clips import clip_shard
 
-    clip_shard(args.videos, args.shard, args.params, args.out, args.rejects, args.media)
+    clip_shard(
+        args.videos,
+        args.shard,
+        args.params,
+        args.out,
+        args.rejects,
+        args.media,
+        duplicates=args.duplicates,
+    )
+
+
+def _dedup(args: argparse.Namespace) -> None:
+    from senorita.dedup import dedup_videos
+
+    dedup_videos(args.videos, args.shards, args.models, args.params, args.out, workers=args.workers)
 
 
 def _pairs(stage: str):
@@ -315,6 +362,8 @@ def _manifest(args: argparse.Namespace) -> None:
 
     if (args.sheet is None) != (args.gif is None):
         raise ValueError("manifest: --sheet and --gif go together")
+    if args.judge_sheet and not args.sheet:
+        raise ValueError("manifest: --judge-sheet needs --sheet and --gif")
     if (args.sheet or args.webdataset) and args.dataset is None:
         raise ValueError("manifest: --sheet and --webdataset need --dataset")
     build_manifest(
@@ -322,6 +371,8 @@ def _manifest(args: argparse.Namespace) -> None:
         args.out,
         scores=args.scores,
         thresholds=args.thresholds,
+        verdicts=args.verdicts,
+        gate_judge=args.gate_judge,
     )
     # The pictures and the tars read the manifest as written, as their own subcommands do.
     if args.sheet:
@@ -329,7 +380,10 @@ def _manifest(args: argparse.Namespace) -> None:
 
         from senorita.preview import write_previews
 
-        write_previews(pd.read_parquet(args.out), args.dataset, args.sheet, args.gif, args.pairs)
+        manifest = pd.read_parquet(args.out)
+        write_previews(
+            manifest, args.dataset, args.sheet, args.gif, args.pairs, judge_sheet=args.judge_sheet
+        )
     if args.webdataset:
         from senorita.export import export_task
 
@@ -351,7 +405,7 @@ def _dataset_card(args: argparse.Namespace) -> None:
             raise ValueError("card: --pairs-html, --filters-html and --rejects-html go together")
         from senorita.summary import write_summary
 
-        write_summary(args.manifests, args.rejects_out, *html)
+        write_summary(args.manifests, args.rejects_out, *html, judge_out=args.judge_html)
 
 
 def _preview(args: argparse.Namespace) -> None:
@@ -465,6 +519,21 @@ def _filter_scores(args: argparse.Namespace) -> None:
     )
 
 
+def _judge_scores(args: argparse.Namespace) -> None:
+    from senorita.filters.judging import judge_task
+
+    judge_task(
+        args.task,
+        args.pattern,
+        args.shards,
+        args.dataset,
+        args.params,
+        args.models,
+        args.out,
+        workers=args.workers,
+    )
+
+
 def _plan(args: argparse.Namespace) -> None:
     import yaml
 
@@ -489,6 +558,7 @@ HANDLERS = {
     "catalogue": _catalogue,
     "ingest": _ingest,
     "clips": _clips,
+    "dedup": _dedup,
     "operator-pairs": _pairs("operator"),
     "manifest": _manifest,
     "dataset-card": _dataset_card,
@@ -509,6 +579,7 @@ HANDLERS = {
     "train-expert": _train_expert,
     "tiny-models": _tiny_models,
     "filter-scores": _filter_scores,
+    "judge-scores": _judge_scores,
     "plan": _plan,
 }
 

@@ -136,14 +136,31 @@ def cut_clip(
 
 
 def clip_shard(
-    videos: Path, shard: int, cfg: dict[str, Any], out: Path, rejects_out: Path, media: Path
+    videos: Path,
+    shard: int,
+    cfg: dict[str, Any],
+    out: Path,
+    rejects_out: Path,
+    media: Path,
+    duplicates: Path | None = None,
 ) -> pd.DataFrame:
-    """Cut the clips of every accepted video of one shard."""
+    """Cut the clips of every accepted video of one shard.
+
+    ``duplicates`` (the dedup stage's table, ``senorita.dedup``): a video it names as a near
+    duplicate gives no clips and a reject naming the twin that is kept.
+    """
+    twins = _twins(duplicates) if duplicates is not None else {}
+
+    def work(video: dict) -> Outcome:
+        if (twin := twins.get(video["video_id"])) is not None:
+            raise Reject(f"near duplicate: of {twin[0]} (similarity {twin[1]:.3f})")
+        return _clip_video(video, shard, cfg, media)
+
     return run_shard(
         "clips",
         shard,
         pd.read_parquet(videos),
-        lambda video: _clip_video(video, shard, cfg, media),
+        work,
         out=out,
         rejects_out=rejects_out,
         columns=CLIP_COLUMNS,
@@ -153,6 +170,18 @@ def clip_shard(
         media=media,
         unit="videos",
     )
+
+
+def _twins(duplicates: Path) -> dict[str, tuple[str, float]]:
+    """video_id -> (the kept twin's video_id, similarity) for each near duplicate."""
+    table = pd.read_parquet(duplicates, columns=["video_id", "duplicate_of", "similarity"])
+    table = table[table["duplicate_of"].notna()]
+    return {
+        v: (str(twin), float(sim))
+        for v, twin, sim in zip(
+            table["video_id"], table["duplicate_of"], table["similarity"], strict=True
+        )
+    }
 
 
 def _clip_video(video: dict, shard: int, cfg: dict[str, Any], media: Path) -> Outcome:

@@ -158,7 +158,7 @@ def read_answers(task: str, cache: Path | None) -> Ask:
     """``ask`` for the expert job: answers from the language-model job's cache, never a model.
     A missing one is an error naming the clip (that job did not run, or ran on other inputs).
     """
-    from senorita.models.llm import AnswerCache
+    from senorita.answer_cache import AnswerCache
 
     how = (
         f"run the llm_answers job of {task} first (`snakemake` does; by hand: "
@@ -223,6 +223,11 @@ class ExpertPairs:
         if job.captions is not None:
             pairs = pd.read_parquet(job.captions)[["clip_id", "caption"]].to_numpy()
             self.captions = {c: t for c, t in pairs if isinstance(t, str)}
+        # The original videos, for the super-resolution stage's re-cut sources.
+        self.videos: dict[str, str] = {}
+        if job.videos is not None:
+            table = pd.read_parquet(job.videos, columns=["video_id", "path"])
+            self.videos = dict(zip(table["video_id"], table["path"], strict=True))
         self.provenance = {"encode": job.encode, "expert": self.expert, "experts": self.experts}
         # The language model's answers: the llm job's cache (that job passes its own ``ask``).
         cache = job.answers if asks_llm(job.task, self.experts) else None
@@ -358,8 +363,13 @@ class ExpertPairs:
             generator=cpu_generator(plan.seed),
             **run,
         )
-        write_frames(src, frames, clip["fps"], **encode_args(self.job))
-        write_frames(tgt, result.frames, clip["fps"], **encode_args(self.job))
+        source, target, size = frames, result.frames, (height, width)
+        if self.experts.get("super_resolution", {}).get("enabled"):
+            source, target, lift = self.lift(clip, plan.seed, target, mask, run)
+            size = source.shape[1:3]
+            params.update(lift)
+        write_frames(src, source, clip["fps"], **encode_args(self.job))
+        write_frames(tgt, target, clip["fps"], **encode_args(self.job))
         prov = spec.provenance()
         params.update(
             expert=self.expert,
@@ -375,7 +385,71 @@ class ExpertPairs:
             frames=n,
         )
         maker = f"expert:{self.expert}:{spec.tag}"
-        return Made((height, width), (height, width), maker, params, slots, n, answers.instruction)
+        return Made(size, size, maker, params, slots, n, answers.instruction)
+
+    # -- the super-resolution stage (experts.super_resolution) ----------------------------------
+
+    def super_resolver(self):
+        """The super-resolver's pipeline and ModelSpec (loaded once)."""
+        if "super_resolver" not in self._loaded:
+            from senorita.experts import load_expert
+
+            self._loaded["super_resolver"] = load_expert("super_resolver", self.experts)
+        return self._loaded["super_resolver"]
+
+    def lift(
+        self,
+        clip: dict[str, Any],
+        seed: int,
+        target: np.ndarray,
+        mask: np.ndarray | None,
+        run: dict[str, Any],
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """The pair at the super-resolver's output size: the source re-cut from the original
+        video (the same frames), the target lifted by the super-resolver, and, with paste-back,
+        every pixel outside the dilated mask (resized) the re-cut source's, so only the edited
+        region is generated. Returns them and what the row records."""
+        from senorita.experts.pipeline import cpu_generator
+        from senorita.recut import recut
+
+        cfg = self.experts["super_resolver"]
+        height, width, n = cfg["height"], cfg["width"], len(target)
+        if clip["video_id"] not in self.videos:
+            raise NoPair(f"video {clip['video_id']} is not in this shard's ingest table")
+        source = recut(self.videos[clip["video_id"]], clip, height, width, frames=n)
+        pipe, spec = self.super_resolver()
+        caption = self.captions.get(clip["clip_id"], "")
+        result = pipe(
+            video=target,
+            prompt=caption,
+            negative_prompt=cfg["negative_prompt"],
+            height=height,
+            width=width,
+            guidance_scale=cfg["guidance"],
+            num_inference_steps=cfg["steps"],
+            generator=cpu_generator(seed),
+            tile=tuple(cfg["tile"]) if cfg["tile"] else None,
+            tile_overlap=cfg["tile_overlap"],
+        )
+        lifted = result.frames
+        if mask is not None and run.get("paste_back"):
+            lifted = pipe.paste_back(lifted, source, fit_mask(mask, n, height, width))
+        prov = spec.provenance()
+        record = {
+            "working_height": int(target.shape[1]),
+            "working_width": int(target.shape[2]),
+            "output_height": height,
+            "output_width": width,
+            "super_resolver": prov["model"],
+            "super_resolver_revision": prov["revision"],
+            "super_resolver_dtype": prov["dtype"],
+            "super_resolver_steps": cfg["steps"],
+            "super_resolver_guidance": cfg["guidance"],
+            "super_resolver_seed": seed,
+            "super_resolver_tile": cfg["tile"],
+            "super_resolver_prompt": caption,
+        }
+        return source, lifted, record
 
 
 class ObjectRemoval(ExpertPairs):

@@ -25,11 +25,14 @@ def build_manifest(
     out: Path,
     scores: Path | None = None,
     thresholds: dict[str, Any] | None = None,
+    verdicts: Path | None = None,
+    gate_judge: bool = True,
 ) -> pd.DataFrame:
     """Concatenate shard tables (in shard order) into one manifest Parquet.
 
     With ``scores`` (the task's filter scores), every row also gets its scores, ``kept`` and
-    ``filter_reason`` under ``thresholds`` (see ``senorita.filters.thresholds``).
+    ``filter_reason`` under ``thresholds`` (see ``senorita.filters.thresholds``); with
+    ``verdicts`` (the judge's scores) also the judge's, applied when ``gate_judge``.
     """
     frames = [pd.read_parquet(p) for p in sorted(shard_tables)]
     non_empty = [f for f in frames if len(f)]
@@ -37,7 +40,8 @@ def build_manifest(
     if scores is not None:
         from senorita.filters.thresholds import apply_filters
 
-        df = apply_filters(df, pd.read_parquet(scores), thresholds or {})
+        judged = pd.read_parquet(verdicts) if verdicts is not None else None
+        df = apply_filters(df, pd.read_parquet(scores), thresholds or {}, judged, gate_judge)
     df = df.sort_values(["shard", "pair_id"], kind="stable").reset_index(drop=True)
     df = df.astype({f: t for f, t in VIDEO_FIELD_TYPES.items() if f in df.columns})
     makers = [read_provenance(p) for p in sorted(shard_tables)]

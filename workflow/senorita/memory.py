@@ -114,6 +114,7 @@ AUTO = {
     "detector": "AutoModelForZeroShotObjectDetection",
     "llm": "AutoModelForCausalLM",
     "vlm": "AutoModelForImageTextToText",
+    "judge": "AutoModelForImageTextToText",
 }
 
 
@@ -628,6 +629,8 @@ def plan(config: dict[str, Any]) -> list[Job]:
     tasks = [get(t) for t in enabled_tasks(config["tasks"])]
     models = config["models"]
     jobs = []
+    if config["dedup"]["enabled"]:
+        jobs.append(_model_job("dedup", "once", models, ["clip"]))
     if config["captions"]["enabled"]:
         jobs.append(_model_job("captions", "every shard", models, ["captioner"]))
     if families := families_for(sorted({k for t in tasks for k in t.controls})):
@@ -644,6 +647,8 @@ def plan(config: dict[str, Any]) -> list[Job]:
     for name in ("remover", "local_stylizer", "inpainter", "global_stylizer"):
         jobs.append(train_job(name, experts))
     jobs.append(_model_job("filter_scores", "every task", models, ["clip"]))
+    if config["filters"]["judge"]["enabled"]:
+        jobs.append(_model_job("judge_scores", "every task", models, ["judge"]))
     jobs.append(Job("device_report", "once", 1, [], [], ["no model"]))
     return jobs
 
@@ -700,10 +705,12 @@ def table(jobs: list[Job]) -> str:
 
 # The schema key of each GPU rule's host memory (``{target}``: the job's expert).
 MEM_KEYS = {
+    "dedup": "dedup.resources.mem_mb",
     "captions": "captions.resources.mem_mb",
     "control_maps": "control.resources.mem_mb",
     "masks": "masks.resources.mem_mb",
     "filter_scores": "filters.resources.mem_mb",
+    "judge_scores": "filters.judge.resources.mem_mb",
     "llm_answers": "models.llm.resources.mem_mb",
     "expert_pairs": "experts.{expert}.resources.mem_mb",
     "train_expert": "experts.{expert}.train.resources.mem_mb",

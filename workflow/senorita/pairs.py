@@ -97,6 +97,7 @@ class PairJob:
     forward: Path | None = None  # the reversed task's pair table (reversed stage)
     experts: dict[str, Any] | None = None  # the config's experts section (expert stage)
     models: dict[str, Any] | None = None  # the config's models section (the llm job)
+    videos: Path | None = None  # the shard's ingest table (the super-resolution stage)
 
     # CLI flags whose name differs from the field's.
     FLAGS: ClassVar[dict[str, str]] = {"answers": "cache"}

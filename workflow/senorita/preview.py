@@ -1,8 +1,9 @@
 """Pictures of a task's pairs for the report: a contact sheet and an animated preview.
 
 The contact sheet shows sample pairs as rows: source frames above target frames (sampled evenly
-through the clip) with the instruction underneath. The preview is a GIF of one pair, source and
-target side by side, at the clip's frame rate.
+through the clip) with the instruction underneath (and the judge's scores and reason, when it
+judged the pair). The preview is a GIF of one pair, source and target side by side, at the clip's
+frame rate. With the judge on, a second sheet shows the kept pairs it scored lowest.
 """
 
 from __future__ import annotations
@@ -43,6 +44,29 @@ def sample_pairs(manifest: pd.DataFrame, n: int) -> pd.DataFrame:
     return manifest.sort_values("pair_id").head(n)
 
 
+JUDGE_COLUMNS = ("judge_instruction", "judge_preservation", "judge_quality")
+MAX_CAPTION = 110  # characters: what fits under four thumbnails
+
+
+def lowest_judged(manifest: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The ``n`` kept pairs the judge scored lowest (sum of its scores, then pair id)."""
+    if not set(JUDGE_COLUMNS) <= set(manifest.columns):
+        return manifest.iloc[0:0]
+    judged = manifest[manifest["kept"] & manifest[list(JUDGE_COLUMNS)].notna().all(axis=1)]
+    total = judged[list(JUDGE_COLUMNS)].astype(int).sum(axis=1)
+    return judged.assign(_total=total).sort_values(["_total", "pair_id"]).head(n)
+
+
+def _caption(row: dict) -> str:
+    text = f"{row['instruction']}   [{row['pair_id']}]"
+    scores = [row.get(c) for c in JUDGE_COLUMNS]
+    if all(isinstance(v, int | np.integer) for v in scores):
+        text += "   judge " + "/".join(str(v) for v in scores)
+        if isinstance(row.get("judge_reason"), str) and row["judge_reason"]:
+            text += f": {row['judge_reason']}"
+    return text if len(text) <= MAX_CAPTION else text[: MAX_CAPTION - 1] + "…"
+
+
 def contact_sheet(
     manifest: pd.DataFrame,
     dataset: Path,
@@ -50,9 +74,15 @@ def contact_sheet(
     pairs: int = 3,
     frames: int = 4,
     read: Reader = read_frames,
+    chosen: pd.DataFrame | None = None,
+    empty: str = "no pairs",
 ) -> int:
-    """Write the task's contact sheet PNG; return the number of pairs shown."""
-    rows = sample_pairs(manifest, pairs).to_dict("records")
+    """Write the task's contact sheet PNG; return the number of pairs shown.
+
+    The pairs are ``chosen`` in their order, else the first ``pairs`` by id (``sample_pairs``).
+    """
+    chosen = sample_pairs(manifest, pairs) if chosen is None else chosen
+    rows = chosen.to_dict("records")
     font = _font()
     blocks = []
     for row in rows:
@@ -69,12 +99,12 @@ def contact_sheet(
             x = PAD + k * (size[0] + PAD)
             block.paste(a, (x, PAD))
             block.paste(b, (x, 2 * PAD + size[1]))
-        text = f"{row['instruction']}   [{row['pair_id']}]"
-        ImageDraw.Draw(block).text((PAD, 3 * PAD + 2 * size[1] - 2), text, fill=INK, font=font)
+        draw = ImageDraw.Draw(block)
+        draw.text((PAD, 3 * PAD + 2 * size[1] - 2), _caption(row), fill=INK, font=font)
         blocks.append(block)
     if not blocks:
         blocks = [Image.new("RGB", (400, 40), BACKGROUND)]
-        ImageDraw.Draw(blocks[0]).text((PAD, PAD), "no pairs", fill=INK, font=font)
+        ImageDraw.Draw(blocks[0]).text((PAD, PAD), empty, fill=INK, font=font)
     sheet = Image.new(
         "RGB", (max(b.width for b in blocks), sum(b.height for b in blocks)), BACKGROUND
     )
@@ -113,9 +143,15 @@ def animated_preview(
 
 
 def write_previews(
-    manifest: pd.DataFrame, dataset: Path, sheet: Path, gif: Path, pairs: int = 3
+    manifest: pd.DataFrame,
+    dataset: Path,
+    sheet: Path,
+    gif: Path,
+    pairs: int = 3,
+    judge_sheet: Path | None = None,
 ) -> None:
-    """The contact sheet and the animated preview, each pair's videos decoded once.
+    """The contact sheet and the animated preview, each pair's videos decoded once; with
+    ``judge_sheet``, also the sheet of the kept pairs the judge scored lowest.
 
     The preview's pair is the sheet's first: decoded for the GIF, it is still in the two-video
     cache when the sheet starts (a larger cache would hold every sample's frames at once).
@@ -123,3 +159,7 @@ def write_previews(
     read = lru_cache(maxsize=2)(read_frames)
     animated_preview(manifest, dataset, gif, read=read)
     contact_sheet(manifest, dataset, sheet, pairs=pairs, read=read)
+    if judge_sheet is not None:
+        lowest = lowest_judged(manifest, pairs)
+        empty = "no kept pair has the judge's scores"
+        contact_sheet(manifest, dataset, judge_sheet, read=read, chosen=lowest, empty=empty)

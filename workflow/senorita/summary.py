@@ -1,5 +1,5 @@
 """Run-level tables for the report: pairs per task against the target mix, the filters' pass
-rates, and rejects."""
+rates, rejects, and the VLM judge's scores and its agreement with the CLIP filters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from senorita.atomic import write_text
-from senorita.filters import FILTERS
+from senorita.filters import FILTERS, JUDGE_SCORES
 from senorita.tasks import all_tasks
 
 STYLE = (
@@ -61,6 +61,73 @@ def pass_rates(manifests: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "pairs", *FILTERS, "unscored", "kept"])
 
 
+def judge_distribution(manifests: list[Path]) -> pd.DataFrame:
+    """Per task and judge score: how many pairs got each score 1-5, how many none, the mean."""
+    rows = []
+    for path in manifests:
+        df = pd.read_parquet(path, columns=[*JUDGE_SCORES, "judge_error"])
+        for score in JUDGE_SCORES:
+            values = df[score].dropna().astype(int)
+            counts = values.value_counts()
+            rows.append(
+                {
+                    "task": path.parent.name,
+                    "score": score.removeprefix("judge_"),
+                    **{str(k): int(counts.get(k, 0)) for k in range(1, 6)},
+                    "unscored": int(len(df) - len(values)),
+                    "mean": round(float(values.mean()), 2) if len(values) else None,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["task", "score", "1", "2", "3", "4", "5", "unscored", "mean"]
+    )
+
+
+CLIP_SIDE = ("CLIP filters pass", "CLIP filters fail")
+JUDGE_SIDE = ("judge passes", "judge fails", "no verdict")
+
+
+def judge_agreement(manifests: list[Path]) -> pd.DataFrame:
+    """How the judge and the CLIP filters agree: pairs per (task, CLIP verdict, judge verdict).
+
+    The CLIP filters pass a pair whose ``filter_reason`` is empty or the judge's own; the judge's
+    verdict is ``judge_pass`` (its bounds), recorded whether or not it gates. "no verdict": the
+    judge could not score the pair, or the task has no judge bound. Rows: each task, then all.
+    """
+    counts = []
+    for path in manifests:
+        df = pd.read_parquet(path, columns=["filter_reason", "judge_pass"])
+        reason = df["filter_reason"].fillna("")
+        clip_pass = (reason == "") | reason.str.startswith("judge:")
+        judge = (
+            df["judge_pass"].map({True: JUDGE_SIDE[0], False: JUDGE_SIDE[1]}).fillna(JUDGE_SIDE[2])
+        )
+        for side, mask in zip(CLIP_SIDE, (clip_pass, ~clip_pass), strict=True):
+            seen = judge[mask].value_counts()
+            counts.append({"task": path.parent.name, "CLIP filters": side, **seen.to_dict()})
+    table = pd.DataFrame(counts, columns=["task", "CLIP filters", *JUDGE_SIDE]).fillna(0)
+    total = table.groupby("CLIP filters", sort=False)[list(JUDGE_SIDE)].sum().reset_index()
+    table = pd.concat([table, total.assign(task="all tasks")], ignore_index=True)
+    return table.astype({k: int for k in JUDGE_SIDE})
+
+
+def write_judge_html(manifests: list[Path], out: Path) -> None:
+    """The report's judge page: score distribution per task, then agreement with CLIP."""
+    parts = [
+        "<h2>The VLM judge's scores per task</h2>",
+        judge_distribution(manifests).to_html(index=False, na_rep="", border=0),
+        "<h2>The judge and the CLIP filters</h2>",
+        "<p>Pairs per verdict: the CLIP filters' (quality, text, similarity) against the "
+        "judge's (its bounds, whether or not it gates).</p>",
+        judge_agreement(manifests).to_html(index=False, border=0),
+    ]
+    write_text(
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>VLM judge</title>"
+        f"{STYLE}</head><body>{''.join(parts)}</body></html>\n",
+        out,
+    )
+
+
 def rejects_by_reason(rejects: Path) -> pd.DataFrame:
     df = pd.read_parquet(rejects)
     if df.empty:
@@ -86,9 +153,17 @@ def write_html(df: pd.DataFrame, title: str, out: Path) -> None:
 
 
 def write_summary(
-    manifests: list[Path], rejects: Path, pairs_out: Path, filters_out: Path, rejects_out: Path
+    manifests: list[Path],
+    rejects: Path,
+    pairs_out: Path,
+    filters_out: Path,
+    rejects_out: Path,
+    judge_out: Path | None = None,
 ) -> None:
-    """The report's three tables: pairs per task, filter pass rates, rejects by reason."""
+    """The report's tables: pairs per task, filter pass rates, rejects by reason, and with
+    ``judge_out`` the judge's page."""
     write_html(pairs_per_task(manifests), "Pairs per task", pairs_out)
     write_html(pass_rates(manifests), "Filter pass rates per task", filters_out)
     write_html(rejects_by_reason(rejects), "Rejected inputs", rejects_out)
+    if judge_out is not None:
+        write_judge_html(manifests, judge_out)

@@ -1,10 +1,12 @@
-"""The four video experts of Señorita-2M (stage 6): model classes and diffusers pipelines.
+"""The four video experts of Señorita-2M (stage 6) and the super-resolver that lifts their
+videos above 336 × 592: model classes and diffusers pipelines.
 
 - ``transformer``: the CogVideoX transformer with ControlNet residuals, and input widening for
   the 48-channel inpainting variants;
 - ``controlnet``: the CogVideoX video ControlNet (a diffusers model);
-- ``pipeline``: the shared denoising loop; ``remover``, ``local_stylizer``, ``global_stylizer``
-  and ``inpainter``: one pipeline class per expert;
+- ``pipeline``: the shared denoising loop (``tiling``: its overlapping spatial tiles);
+  ``remover``, ``local_stylizer``, ``global_stylizer``, ``inpainter`` and ``super_resolver``:
+  one pipeline class per expert;
 - ``load_expert``: an expert's pipeline from the config's ``experts.<name>``, placed, with the
   memory savers it asks for.
 """
@@ -19,6 +21,7 @@ from senorita.experts.global_stylizer import GlobalStylizerPipeline
 from senorita.experts.inpainter import InpainterPipeline
 from senorita.experts.local_stylizer import LocalStylizerPipeline
 from senorita.experts.remover import RemoverPipeline
+from senorita.experts.super_resolver import SuperResolverPipeline
 from senorita.experts.transformer import CogVideoXControlTransformer3DModel, widen_input
 from senorita.models import ModelSpec
 
@@ -30,6 +33,7 @@ PIPELINES = {
     "local_stylizer": LocalStylizerPipeline,
     "global_stylizer": GlobalStylizerPipeline,
     "inpainter": InpainterPipeline,
+    "super_resolver": SuperResolverPipeline,
 }
 
 
@@ -63,6 +67,7 @@ __all__ = [
     "InpainterPipeline",
     "LocalStylizerPipeline",
     "RemoverPipeline",
+    "SuperResolverPipeline",
     "load_expert",
     "widen_input",
 ]

@@ -1,4 +1,4 @@
-"""The shared machinery of the four expert pipelines (diffusers ``DiffusionPipeline`` subclasses).
+"""The shared machinery of the expert pipelines (diffusers ``DiffusionPipeline`` subclasses).
 
 Each expert is a CogVideoX transformer (``CogVideoXControlTransformer3DModel``) denoising video
 latents concatenated on channels with its conditioning latents (masked video, mask, first frame),
@@ -6,11 +6,13 @@ optionally steered by a video ControlNet fed control-map latents. What differs p
 which conditioning it assembles and which prompts it uses; the loop, the VAE round trip, the
 classifier-free guidance and the paste-back live here.
 
-The four are called as diffusers' pipelines are, with keyword arguments of the same names:
+The experts are called as diffusers' pipelines are, with keyword arguments of the same names:
 ``video`` (the clip), ``mask_video`` (what to edit), ``image`` (an edited frame 0),
 ``control_video`` (control maps), ``prompt`` and ``negative_prompt`` (filled in: the pipelines
 format no template), ``guidance_scale``, ``num_inference_steps``, ``generator`` (a CPU one,
-``cpu_generator(seed)``), ``paste_back`` and ``controlnet_conditioning_scale``.
+``cpu_generator(seed)``), ``paste_back`` and ``controlnet_conditioning_scale``; the
+super-resolver also takes the output ``height`` and ``width`` and its ``tile`` and
+``tile_overlap`` (``denoise`` can predict tile by tile: ``tiling``).
 
 Frames go in and come out as (T, H, W, 3) uint8 arrays; T must be 8k+1 (the VAE compresses time
 by 4 and decodes latent frames in pairs after the first) and H, W multiples of 16 (VAE 8 × patch
@@ -31,6 +33,7 @@ from diffusers import CogVideoXDPMScheduler, DiffusionPipeline
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from senorita.experts.tiling import LatentTiles
 from senorita.experts.transformer import rotary_embedding
 
 
@@ -167,13 +170,16 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
         shape: tuple[int, int, int, int],
         control: torch.Tensor | None = None,
         conditioning_scale: float = 1.0,
+        tiles: LatentTiles | None = None,
     ) -> torch.Tensor:
         """Latents (1, T', C, h, w) denoised from seeded noise, with classifier-free guidance
         (positive ``prompt`` against ``negative_prompt``) when ``guidance_scale`` > 1.
 
         ``condition`` (1, T', Cc, h, w) is concatenated to the noisy latents on channels;
         ``control`` (1, T', Ck, h, w) goes through the ControlNet when there is one. No
-        ``generator``: seed 0 (``cpu_generator``).
+        ``generator``: seed 0 (``cpu_generator``). ``tiles``: each step's prediction is made
+        tile by tile and blended (``tiling.LatentTiles``); the noise and the scheduler's step
+        stay global.
         """
         device = self._execution_device
         if generator is None:
@@ -190,6 +196,8 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         latents = latents * self.scheduler.init_noise_sigma
+        if tiles is not None:
+            height, width = tiles.size  # the transformer sees one tile at a time
         rotary = self._rotary(height * self.spatial_factor, width * self.spatial_factor, frames)
         accepts = set(inspect.signature(self.scheduler.step).parameters)
         extra = {"generator": generator} if "generator" in accepts else {}
@@ -204,24 +212,14 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
             if condition is not None:
                 model_input = torch.cat([model_input, condition], dim=2)
             timestep = t.expand(model_input.shape[0])
-            residuals = None
-            if self.controlnet is not None and control is not None:
-                residuals = self.controlnet(
-                    model_input,
-                    control,
-                    embeds,
-                    timestep,
-                    image_rotary_emb=rotary,
-                    conditioning_scale=conditioning_scale,
-                )
-            pred = self.transformer(
-                hidden_states=model_input,
-                encoder_hidden_states=embeds,
-                timestep=timestep,
-                image_rotary_emb=rotary,
-                control_residuals=residuals,
-                return_dict=False,
-            )[0].float()
+
+            def predict(x, ctrl, timestep=timestep):
+                return self._predict(x, ctrl, embeds, timestep, rotary, conditioning_scale)
+
+            if tiles is None:
+                pred = predict(model_input, control).float()
+            else:
+                pred = tiles.blend(predict, model_input, control)
             if cfg:
                 uncond, text = pred.chunk(2)
                 pred = uncond + guidance_scale * (text - uncond)
@@ -234,6 +232,35 @@ class CogVideoXExpertPipeline(DiffusionPipeline):
                 latents = self.scheduler.step(pred, t, latents, **extra, return_dict=False)[0]
             latents = latents.to(self.transformer.dtype)
         return latents
+
+    def _predict(
+        self,
+        model_input: torch.Tensor,
+        control: torch.Tensor | None,
+        embeds: torch.Tensor,
+        timestep: torch.Tensor,
+        rotary,
+        conditioning_scale: float,
+    ) -> torch.Tensor:
+        """The transformer's prediction (with the ControlNet's residuals when there is one)."""
+        residuals = None
+        if self.controlnet is not None and control is not None:
+            residuals = self.controlnet(
+                model_input,
+                control,
+                embeds,
+                timestep,
+                image_rotary_emb=rotary,
+                conditioning_scale=conditioning_scale,
+            )
+        return self.transformer(
+            hidden_states=model_input,
+            encoder_hidden_states=embeds,
+            timestep=timestep,
+            image_rotary_emb=rotary,
+            control_residuals=residuals,
+            return_dict=False,
+        )[0]
 
     def latent_shape(self, frames: np.ndarray) -> tuple[int, int, int, int]:
         t, h, w = frames.shape[:3]

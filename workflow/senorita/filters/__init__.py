@@ -1,4 +1,5 @@
-"""Stage 8: the paper's three filters, in its order: visual quality, text alignment, similarity.
+"""Stage 8: the paper's three filters, in its order: visual quality, text alignment, similarity;
+then a vision-language judge (``senorita.judge``), the filter the newer datasets use.
 
 Two steps, so thresholds can change without recomputing anything expensive:
 
@@ -9,6 +10,13 @@ Two steps, so thresholds can change without recomputing anything expensive:
    cheap): each pair is judged against its task's bounds, filters in order; a pair that fails
    keeps its row with ``kept = false`` and ``filter_reason`` naming the first failing filter, its
    scores and bounds.
+
+The judge scores in its own job (``filters.judging.judge_task``, ``judge_scores``, one per task,
+GPU): ``judge_instruction``, ``judge_preservation`` and ``judge_quality`` (1–5), and
+``judge_reason``. Its bounds sit with the others in ``filters.tasks.<task>``; with
+``filters.judge.gate`` off they are recorded (``judge_pass``) but keep nothing out, to compare
+the judge with the CLIP filters first. A pair the judge could not score fails a gating judge
+(never a pass).
 
 The pass rates of the report are in ``senorita.summary``, the dataset card's filter section in
 ``senorita.card``. This module names the filters and scores only, and imports nothing heavy: the
@@ -34,11 +42,16 @@ Scores (``SCORES`` maps each to its filter):
 A null score is never filtered on; a bound set to null in the config is not applied.
 """
 
-FILTERS = ("quality", "text", "similarity")
-FILTER_NAMES = {"quality": "visual quality", "text": "text alignment", "similarity": "similarity"}
+FILTERS = ("quality", "text", "similarity", "judge")
+FILTER_NAMES = {
+    "quality": "visual quality",
+    "text": "text alignment",
+    "similarity": "similarity",
+    "judge": "VLM judge",
+}
 
-# Each score and the filter it belongs to, in the order reasons list them.
-SCORES: dict[str, str] = {
+# Each score of the scoring job and the filter it belongs to, in the order reasons list them.
+CLIP_SCORES: dict[str, str] = {
     "sharpness": "quality",
     "mean_luma": "quality",
     "clipped_fraction": "quality",
@@ -48,3 +61,10 @@ SCORES: dict[str, str] = {
     "clip_directional": "text",
     "clip_image": "similarity",
 }
+# The judge's scores (``senorita.judge.SCORES``, prefixed), from the judge_scores job.
+JUDGE_SCORES: dict[str, str] = {
+    "judge_instruction": "judge",
+    "judge_preservation": "judge",
+    "judge_quality": "judge",
+}
+SCORES: dict[str, str] = {**CLIP_SCORES, **JUDGE_SCORES}

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from senorita.atomic import write_table
-from senorita.filters import SCORES
+from senorita.filters import CLIP_SCORES
 from senorita.ids import shard_name
 from senorita.journal import Journal
 from senorita.progress import Progress
@@ -30,7 +30,7 @@ from senorita.video import VideoError, read_frames
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = ["pair_id", *SCORES, "scored_frames", "score_model", "score_error"]
+SCORE_COLUMNS = ["pair_id", *CLIP_SCORES, "scored_frames", "score_model", "score_error"]
 
 # Luma at or beyond these counts as clipped. Not exactly 0 and 255: H.264's limited range and
 # coding noise leave crushed blacks and blown whites a few levels inside.
@@ -150,7 +150,7 @@ class PairScorer:
         return self.score(self.prepare(source, target), source_prompt, target_prompt)
 
 
-def _ahead(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
+def decode_ahead(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
     """``map(fn, items)`` in order, with up to ``2 × workers`` items decoded ahead in threads.
 
     Decoding (ffmpeg subprocesses) and CLIP's preprocessing are the slow parts of scoring, not the
@@ -187,7 +187,7 @@ def score_pairs(
         return row, scorer.prepare(source, target), None
 
     out = []
-    for row, prepared, error in _ahead(load, pairs.to_dict("records"), workers):
+    for row, prepared, error in decode_ahead(load, pairs.to_dict("records"), workers):
         result: dict[str, Any] = {"pair_id": row["pair_id"], "score_model": model}
         if prepared is not None:
             prompts = _prompt(row, "source_prompt"), _prompt(row, "target_prompt")
@@ -249,7 +249,7 @@ def score_task(
     progress.done()
     # Typed columns (a null score is NaN), so a task without prompts still has float text scores.
     df = pd.DataFrame(rows, columns=SCORE_COLUMNS).astype(
-        {**dict.fromkeys(SCORES, "float64"), "scored_frames": "Int64"}
+        {**dict.fromkeys(CLIP_SCORES, "float64"), "scored_frames": "Int64"}
     )
     write_table(df, out, stage_provenance("filter_scores", task=task, shards=shards, **settings))
     journal.finish()

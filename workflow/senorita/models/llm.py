@@ -10,14 +10,13 @@ clip and question in a JSON-lines file that survives reruns, so a rerun asks not
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from senorita.answer_cache import AnswerCache
 from senorita.models import ModelSpec
 from senorita.phrases import clean_phrase
 
@@ -77,31 +76,6 @@ def validate(answer: str, obj: str, max_words: int = 3) -> str | None:
     if not phrase or phrase == obj or len(phrase) > 40 or min(map(len, phrase.split())) < 2:
         return None
     return phrase
-
-
-class AnswerCache:
-    """Answers per (clip, question), kept in a JSON-lines file across reruns."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.answers: dict[str, dict] = {}
-        if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:  # the line being written when a job died
-                    continue
-                self.answers[entry["key"]] = entry
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def get(self, key: str) -> dict | None:
-        return self.answers.get(key)
-
-    def put(self, key: str, entry: dict) -> None:
-        entry = {"key": key, **entry}
-        self.answers[key] = entry
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
 
 
 def validate_instruction(answer: str, required: list[str], max_words: int) -> str | None:

@@ -1,7 +1,8 @@
 """An expert pipeline to train, made the way the paper makes it: from a base CogVideoX checkpoint
-(CogVideoX-2B for the remover and local stylizer, CogVideoX-5B-I2V for the inpainter and global
-stylizer), its transformer widened to 3 × latent channels for inpainting (new channels zero) and
-a ControlNet copied from its first blocks for the stylizers (new layers zero). An ``init`` that is
+(CogVideoX-2B for the remover, local stylizer and super-resolver, CogVideoX-5B-I2V for the
+inpainter and global stylizer), its transformer widened to 3 × latent channels for inpainting
+and 2 × for the super-resolver (noisy and low-resolution latents; new channels zero) and a
+ControlNet copied from its first blocks for the stylizers (new layers zero). An ``init`` that is
 already this expert's pipeline is loaded as it is (to continue training).
 
 Weights are held in the dtypes ``weight_dtypes`` picks: the frozen T5 encoder and VAE in the
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 INPAINTING = ("remover", "local_stylizer", "inpainter")
 CONTROLLED = ("local_stylizer", "global_stylizer")
+# The transformer's input, in latent widths: x_t, then each expert's conditioning latents.
+INPUT_LATENTS = {**dict.fromkeys(INPAINTING, 3), "super_resolver": 2}
 
 
 def weight_dtypes(precision: str) -> dict[str, torch.dtype]:
@@ -70,8 +73,8 @@ def build_expert(name: str, cfg: dict[str, Any], dtype=None):
         ident, subfolder="vae", dtype=_dtype(dtype, "vae"), **sub
     )
     latent = vae.config.latent_channels
-    if name in INPAINTING:
-        transformer = widen_input(transformer, 3 * latent)
+    if name in INPUT_LATENTS:
+        transformer = widen_input(transformer, INPUT_LATENTS[name] * latent)
     controlnet = None
     if name in CONTROLLED:
         controlnet = CogVideoXControlNetModel.from_transformer(

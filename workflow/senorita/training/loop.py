@@ -95,6 +95,8 @@ def conditioning(
         latents.append(video)
         if name in ("remover", "local_stylizer", "inpainter"):
             condition.append(pipe.inpainting_condition(s.frames, s.mask))
+        elif name == "super_resolver":  # the degraded video, at the target's size
+            condition.append(pipe.encode(pipe.to_tensor(s.low_res)))
         else:  # global stylizer: frame 0's latent, zeros after it
             condition.append(pipe.first_frame_latents(s.frames[0], tuple(video.shape[1:])))
         if name == "local_stylizer":
@@ -254,9 +256,12 @@ def train_expert(
             raise FloatingPointError(f"training the {name}: loss is {value} at step {step}")
         losses.append((step, value, lr_scheduler.get_last_lr()[0]))
         if step % cfg["checkpoint_every"] == 0 or step == steps:
-            _checkpoint(accelerator, work, step, cfg["keep_checkpoints"])
+            # The losses before the checkpoint: a kill between the two leaves rows past the last
+            # checkpoint, which the resumed run drops (``_read_losses``), never a checkpoint
+            # whose rows are missing.
             if accelerator.is_main_process:
                 _write_losses(work / "loss.csv", losses)
+            _checkpoint(accelerator, work, step, cfg["keep_checkpoints"])
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         progress.done()

@@ -19,6 +19,11 @@ unconditional branch is the empty prompt, so they must see it in training.
   {a/the/this} {obj}".
 - global stylizer: the first frame and the video in the main branch, HED, Canny and depth in the
   control branch, the caption as prompt.
+- super-resolver: the clip re-cut from its original video at height × width (the output size:
+  ``senorita.recut``, aligned with the clip), optionally a random ``crop`` of it, is the target;
+  the same frames degraded (``senorita.degrade``, ``degradation``) and resized back are the
+  low-resolution condition; the caption is the prompt. Its tables are the clips, the captions
+  and the ingest table (the original videos' paths).
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from senorita.degrade import degrade
 from senorita.ids import shard_name
 from senorita.masks import load_masks
+from senorita.recut import recut
 from senorita.video import read_frames
 
 KINDS = {
@@ -40,7 +47,10 @@ KINDS = {
     "inpainter": ("shapes", "rectangles", "sam2", "boxes"),
     "local_stylizer": ("own",),
     "global_stylizer": ("caption",),
+    "super_resolver": ("degraded",),
 }
+# Experts whose samples need no object (mask).
+NO_OBJECTS = ("global_stylizer", "super_resolver")
 PRONOUNS = ("a", "the", "this")
 
 
@@ -54,6 +64,7 @@ class Sample:
     controls: list[np.ndarray] | None = None  # HED, Canny, depth, each (T, H, W, 3) uint8
     source: str = ""  # the clip the frames come from (the latent cache's key)
     prompt_dropped: bool = False  # the prompt was emptied (``prompt_dropout``)
+    low_res: np.ndarray | None = None  # the super-resolver's degraded input, at frames' size
 
 
 def _concat(pattern: str, shards: int) -> pd.DataFrame:
@@ -84,6 +95,13 @@ class AnnotatedClips:
             else {}
         )
         self.paths = dict(self.clips[["clip_id", "path"]].to_numpy())
+        # The original videos (the super-resolver re-cuts its targets from them).
+        videos = _concat(patterns["ingest"], shards) if "ingest" in patterns else None
+        self.videos = (
+            dict(videos[["video_id", "path"]].to_numpy())
+            if videos is not None and len(videos)
+            else {}
+        )
 
     def _first(self, array: np.ndarray, what: str) -> np.ndarray:
         """The first ``frames`` frames, consecutive: the clips stage already took every
@@ -101,6 +119,18 @@ class AnnotatedClips:
         """The clip's first ``frames`` frames as cut, resized to height × width."""
         video = self._first(read_frames(path), path)
         return _resize(video, self.cfg["height"], self.cfg["width"], cv2.INTER_AREA)
+
+    def high_res(self, clip_id: str) -> np.ndarray:
+        """The clip's first ``frames`` frames re-cut from its original video at height × width,
+        aligned with the clip (``senorita.recut``)."""
+        row = self.clips[self.clips["clip_id"] == clip_id].iloc[0].to_dict()
+        n, path = self.cfg["frames"], self.videos[row["video_id"]]
+        if int(row["frames"]) < n:
+            raise ValueError(
+                f"clip {clip_id} ({path}): {row['frames']} frames, but training takes {n} "
+                "(train.frames); a clip shorter than a sample is not padded"
+            )
+        return recut(path, row, self.cfg["height"], self.cfg["width"], frames=n)
 
     def mask(self, row: dict) -> np.ndarray:
         what = f"{row['mask_path']} (object {row['object']} of clip {row['clip_id']})"
@@ -175,7 +205,7 @@ class ExpertView:
         self.expert = expert
         self.data = data
         self.recipe = recipe
-        needs_objects = expert != "global_stylizer"
+        needs_objects = expert not in NO_OBJECTS
         objects = data.objects if data.objects is not None else pd.DataFrame()
         if needs_objects and objects.empty:
             raise ValueError(f"training the {expert}: no clip has an object (see the masks stage)")
@@ -186,6 +216,13 @@ class ExpertView:
             self.clip_ids = sorted(with_maps)
             if not self.clip_ids:
                 raise ValueError(f"training the {expert}: no clip has control maps")
+        elif expert == "super_resolver":
+            ids = data.clips.loc[data.clips["video_id"].isin(list(data.videos)), "clip_id"]
+            self.clip_ids = sorted(ids)
+            if not self.clip_ids:
+                raise ValueError(
+                    f"training the {expert}: no clip's original video is in the ingest table"
+                )
         else:
             self.clip_ids = sorted(data.paths)
 
@@ -198,6 +235,8 @@ class ExpertView:
             return _draw(rng, self.recipe["mask_types"])
         if self.expert == "global_stylizer":
             return "caption"
+        if self.expert == "super_resolver":
+            return "degraded"
         return "own"
 
     def sample(self, rng: np.random.Generator) -> Sample:
@@ -274,12 +313,34 @@ class ExpertView:
         controls = self.data.controls(clip_id)
         return Sample(kind, frames, prompt, "", None, controls, self.data.paths[clip_id])
 
+    def _super_resolver(self, kind: str, rng: np.random.Generator) -> Sample:
+        clip_id = self.clip_ids[int(rng.integers(len(self.clip_ids)))]
+        frames = self.data.high_res(clip_id)
+        top = left = 0
+        if crop := self.recipe.get("crop"):
+            # A window of the output: the model then trains at the size it is tiled at.
+            height, width = int(crop[0]), int(crop[1])
+            if height > frames.shape[1] or width > frames.shape[2]:
+                raise ValueError(f"crop {height}x{width} is larger than the training size")
+            top = int(rng.integers(frames.shape[1] - height + 1))
+            left = int(rng.integers(frames.shape[2] - width + 1))
+            frames = np.ascontiguousarray(frames[:, top : top + height, left : left + width])
+        low = degrade(frames, rng, self.recipe.get("degradation"))
+        prompt = self.data.captions.get(clip_id, "")
+        # The latent cache's key: the re-cut window.
+        h, w = frames.shape[1:3]
+        source = f"{self.data.paths[clip_id]}#recut {h}x{w}+{top}+{left}"
+        return Sample(kind, frames, prompt, "", None, None, source, low_res=low)
+
 
 def patterns_for(expert: str, results: Path) -> dict[str, str]:
     """Where the annotated shards' tables are, for the tables this expert's view reads: the
-    clips, and what its tasks' pair jobs read (the task registry's ``reads``)."""
+    clips, and what its tasks' pair jobs read (the task registry's ``reads``); for the
+    super-resolver, which makes no task's pairs, the clips, captions and ingest tables."""
     from senorita.tasks import all_tasks
 
+    if expert == "super_resolver":
+        return {t: f"{results}/{t}/{{shard}}.parquet" for t in ("clips", "captions", "ingest")}
     tasks = [t for t in all_tasks() if t.expert == expert]
     if not tasks:
         raise ValueError(f"no task in the registry is made by an expert named {expert!r}")

@@ -23,6 +23,7 @@ from senorita.testing.tiny.flux_fill import build_frame_filler
 from senorita.testing.tiny.grounding_dino import build_detector
 from senorita.testing.tiny.hed import build_hed
 from senorita.testing.tiny.llm import build_llm
+from senorita.testing.tiny.qwen2_5_vl import build_qwen2_5_vl
 from senorita.testing.tiny.sam2 import build_segmenter
 from senorita.testing.tiny.sd15_controlnet import build_frame_stylizer
 from senorita.testing.tiny.vlm import build_vlm
@@ -43,7 +44,17 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # The model registry's families (config models.*), which the embedded default points here.
-FAMILIES = ("depth", "hed", "captioner", "clip", "vlm", "detector", "segmenter", "llm")
+FAMILIES = (
+    "depth",
+    "hed",
+    "captioner",
+    "clip",
+    "vlm",
+    "detector",
+    "segmenter",
+    "llm",
+    "judge",
+)
 EXPERTS = ("remover", "local_stylizer", "global_stylizer", "inpainter")
 FRAME_EDITORS = ("frame_filler", "frame_stylizer")
 BASES = ("cogvideox_2b", "cogvideox_5b_i2v")  # what the experts are trained from
@@ -57,7 +68,9 @@ BUILDERS = {
     "detector": build_detector,
     "segmenter": build_segmenter,
     "llm": build_llm,
+    "judge": build_qwen2_5_vl,  # the judge's default, Qwen2.5-VL-7B-Instruct
     **{name: (lambda out, _name=name: build_expert(out, _name)) for name in EXPERTS},
+    "super_resolver": lambda out: build_expert(out, "super_resolver"),
     "frame_filler": build_frame_filler,
     "frame_stylizer": build_frame_stylizer,
     "cogvideox_2b": lambda out: build_cogvideox_base(out, i2v=False),

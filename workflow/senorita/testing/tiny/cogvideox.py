@@ -220,9 +220,10 @@ def build_cogvideox_base(out: Path, i2v: bool) -> Path:
 
 def build_expert(out: Path, name: str) -> Path:
     """One expert pipeline, made the way training makes it (``senorita.training.build``) from
-    the base twin: CogVideoX-2B for the remover and local stylizer, CogVideoX-5B-I2V for the
-    inpainter and global stylizer; the transformer widened to 3 × 16 latent channels for
-    inpainting and a one-block ControlNet copied from it for the stylizers."""
+    the base twin: CogVideoX-2B for the remover, local stylizer and super-resolver,
+    CogVideoX-5B-I2V for the inpainter and global stylizer; the transformer widened to 3 × 16
+    latent channels for inpainting and 2 × 16 for the super-resolver, and a one-block
+    ControlNet copied from it for the stylizers."""
     from senorita.training.build import build_expert as build_from_base
 
     i2v = name in ("global_stylizer", "inpainter")
