@@ -729,7 +729,8 @@ def test_super_resolution_lifts_the_pairs_and_pastes_the_recut_source_outside_th
         assert (params["working_height"], params["working_width"]) == (EH, EW)
         assert (params["output_height"], params["output_width"]) == (SR * EH, SR * EW)
         assert params["super_resolver"] == cfg["super_resolver"]["id"]
-        assert params["super_resolver_steps"] == 2 and params["super_resolver_seed"] == params["seed"]
+        assert params["super_resolver_steps"] == 2
+        assert params["super_resolver_seed"] == params["seed"]
         source = read_frames(root / "dataset_sr" / row["source_path"]).astype(int)
         target = read_frames(root / "dataset_sr" / row["target_path"]).astype(int)
         assert source.shape == target.shape == (N, SR * EH, SR * EW, 3)

@@ -217,10 +217,14 @@ def test_the_expert_benchmark_runs_at_twin_size_and_prints_its_table():
     header = next(i for i, line in enumerate(lines) if line.startswith("expert "))
     names = lines[header].split()
     assert "s/step" in names and "TFLOP/step" in names and "x_floor" in names
-    rows = {line.split()[0]: line.split() for line in lines[header + 1 : header + 5]}
+    rows = {line.split()[0]: line.split() for line in lines[header + 1 : header + 1 + len(EXPERTS)]}
     assert set(rows) == set(EXPERTS)
-    for cells in rows.values():
-        step, clip, flops = (float(cells[i]) for i in (2, 3, 5))
-        assert step > 0 and clip == pytest.approx(50 * step, rel=0.01) and flops > 0
+    for name, cells in rows.items():
+        step, tiles, clip, flops = (float(cells[i]) for i in (2, 3, 4, 6))
+        assert tiles == (9 if name == "super_resolver" else 1)  # 2x in 3 x 3 tiles
+        assert step > 0 and clip == pytest.approx(50 * step * tiles, rel=0.01) and flops > 0
     # Controlled experts cost more FLOPs than their uncontrolled siblings.
-    assert float(rows["local_stylizer"][5]) > float(rows["remover"][5])
+    assert float(rows["local_stylizer"][6]) > float(rows["remover"][6])
+    # The super-resolver's goal is the fastest expert's clip in the same run.
+    fastest = min(float(c[4]) for n, c in rows.items() if n != "super_resolver")
+    assert float(rows["super_resolver"][-2]) == pytest.approx(fastest, abs=0.01)

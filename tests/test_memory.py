@@ -174,3 +174,27 @@ def test_the_cli_prints_the_table_and_json(default, capsys):
     rows = json.loads(capsys.readouterr().out)
     removal = next(r for r in rows if r["target"] == "object_removal")
     assert removal["peak_gb"] > removal["weights_gb"] > 10
+
+
+def test_super_resolution_adds_its_model_to_every_expert_job_and_its_training(default):
+    _, jobs = default
+    assert ("train_expert", "super_resolver") not in jobs  # the stage is off by default
+    on = memory.with_defaults({"experts": {"super_resolution": {"enabled": True}}}, memory.SCHEMA)
+    lifted = {(j.rule, j.target): j for j in memory.plan(on)}
+    for task in EXPERT_TASKS:
+        before, after = jobs["expert_pairs", task], lifted["expert_pairs", task]
+        added = {p.name for p in after.parts} - {p.name for p in before.parts}
+        assert added == {f"super_resolver.{c}" for c in ("text_encoder", "transformer", "vae")}
+        # 2B widened to 32 input channels: T5-XXL 4.76 B, transformer 1.73 B, VAE 0.22 B.
+        assert after.weights - before.weights == pytest.approx(2 * 6.7e9, rel=0.02)
+        assert after.peak > before.peak
+    # The VAE decodes 672 x 1184 whole: 4x the clip's area; tiled, far less.
+    removal = lifted["expert_pairs", "object_removal"]
+    assert removal.activation[0] == "super_resolver VAE decode (672x1184)"
+    tiled = memory.with_defaults(
+        {"experts": {"super_resolution": {"enabled": True}, "vae_tiling": True}}, memory.SCHEMA
+    )
+    tiled_jobs = {(j.rule, j.target): j for j in memory.plan(tiled)}
+    assert tiled_jobs["expert_pairs", "object_removal"].peak < removal.peak - 20e9
+    train = lifted["train_expert", "super_resolver"]
+    assert {p.name for p in train.parts} == {"text_encoder", "transformer", "vae"}

@@ -571,12 +571,50 @@ def expert_job(task: str, name: str, experts: dict[str, Any], models: dict[str, 
         phases.append(
             Phase(f"{editor} (frame 0)", [p.name for p in parts if p.group == editor], None)
         )
+    if experts.get("super_resolution", {}).get("enabled"):
+        parts, phases = _with_super_resolver(experts, parts, phases, notes, offload)
     if offload:
         notes.append("experts.cpu_offload: one expert component on the GPU at a time")
     if experts["vae_slicing"]:
         notes.append("vae_slicing: no effect (one video per decode)")
     gpus = int(cfg["device"] != "cpu")
     return Job("expert_pairs", task, gpus, parts, phases, notes)
+
+
+def _with_super_resolver(
+    experts: dict[str, Any], parts: list, phases: list, notes: list, offload: bool
+) -> tuple[list, list]:
+    """An expert job's parts and phases with the super-resolution stage's: the super-resolver
+    loaded beside the expert, its VAE coding the whole output size, its transformer one tile at
+    a time (``experts.super_resolver.tile``; the whole frame without)."""
+    cfg = experts["super_resolver"]
+    dtype = _dtype(cfg["dtype"])
+    em = expert_models("super_resolver", cfg)
+    group = "super_resolver"
+    for c, n in em.parts.items():
+        parts = [
+            *parts,
+            Part(f"{group}.{c}", cfg["id"] or cfg["train"]["init"], n, dtype, offload, group),
+        ]
+    height, width = cfg["height"], cfg["width"]
+    tile_h, tile_w = cfg["tile"] or (height, width)
+    names = {c: f"{group}.{c}" for c in em.parts}
+    phases = [*phases, Phase("super_resolver text encoder", [names.get("text_encoder", "")], None)]
+    if em.vae is not None:
+        tiling = experts["vae_tiling"]
+        for decode, what in ((False, "encode"), (True, "decode")):
+            act = vae_activation(em.vae, height, width, dtype, tiling, decode=decode)
+            phases.append(
+                Phase(f"super_resolver VAE {what} ({height}x{width})", [names["vae"]], act)
+            )
+    if em.transformer is not None:
+        batch = 2 if cfg["guidance"] > 1 else 1
+        act = dit_inference(em.transformer, experts["frames"], tile_h, tile_w, batch, dtype, 0)
+        phases.append(
+            Phase(f"super_resolver step ({tile_h}x{tile_w} tile)", [names["transformer"]], act)
+        )
+    notes.append(f"super-resolution to {height}x{width}: {em.source}")
+    return parts, phases
 
 
 def train_job(name: str, experts: dict[str, Any]) -> Job:
@@ -646,6 +684,8 @@ def plan(config: dict[str, Any]) -> list[Job]:
             jobs.append(_model_job("llm_answers", t.id, models, ["llm"]))
     for name in ("remover", "local_stylizer", "inpainter", "global_stylizer"):
         jobs.append(train_job(name, experts))
+    if experts["super_resolution"]["enabled"]:
+        jobs.append(train_job("super_resolver", experts))
     jobs.append(_model_job("filter_scores", "every task", models, ["clip"]))
     if config["filters"]["judge"]["enabled"]:
         jobs.append(_model_job("judge_scores", "every task", models, ["judge"]))

@@ -1,4 +1,4 @@
-"""The four experts at full size from a base checkpoint's transformer config, without weights.
+"""The experts at full size from a base checkpoint's transformer config, without weights.
 
 ``build_on_meta("inpainter")`` makes the inpainter's transformer (CogVideoX-5B-I2V widened to
 3 × 16 input channels) on the meta device: every shape, no memory, no download. ``clip_inputs``
@@ -10,7 +10,9 @@ meta device) come from these; ``benchmarks/experts_gpu.py`` builds the same on a
 The architecture is what ``senorita.training.build`` makes from a base checkpoint (there with
 the base's weights): the inpainting experts widen the input to ``3 × latent`` channels (noisy,
 masked video and mask latents) and the stylizers add a ControlNet copying the first
-``controlnet_layers`` blocks with ``3 × latent`` control channels (HED, Canny and depth).
+``controlnet_layers`` blocks with ``3 × latent`` control channels (HED, Canny and depth); the
+super-resolver widens a 2B base to ``2 × latent`` (noisy and low-resolution video latents; a
+5B-I2V base already has them).
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ class ExpertArch:
     base: str  # the hub repository of the base checkpoint (the paper's)
     inpainting: bool  # input widened to 3 × latent channels
     controlnet: bool
+    condition_latents: int = 0  # other latent inputs beside the noisy ones (0: the base's)
+
+    @property
+    def in_latents(self) -> int | None:
+        """Latent inputs the transformer takes (× 16 channels), or None for the base's own."""
+        if self.inpainting:
+            return 3
+        return 1 + self.condition_latents if self.condition_latents else None
 
 
 EXPERTS = {
@@ -38,6 +48,9 @@ EXPERTS = {
     "local_stylizer": ExpertArch("THUDM/CogVideoX-2b", inpainting=True, controlnet=True),
     "inpainter": ExpertArch("THUDM/CogVideoX-5b-I2V", inpainting=True, controlnet=False),
     "global_stylizer": ExpertArch("THUDM/CogVideoX-5b-I2V", inpainting=False, controlnet=True),
+    "super_resolver": ExpertArch(
+        "THUDM/CogVideoX-2b", inpainting=False, controlnet=False, condition_latents=1
+    ),
 }
 
 LATENT_CHANNELS = 16  # the CogVideoX VAE's
@@ -76,9 +89,9 @@ def build(
     memory on ``meta``), built from the base transformer's config."""
     cfg = {k: v for k, v in transformer_config(expert, config).items() if not k.startswith("_")}
     arch = EXPERTS[expert]
-    if arch.inpainting:
+    if arch.in_latents and cfg["in_channels"] < arch.in_latents * LATENT_CHANNELS:
         cfg["out_channels"] = cfg.get("out_channels") or cfg["in_channels"]
-        cfg["in_channels"] = 3 * LATENT_CHANNELS
+        cfg["in_channels"] = arch.in_latents * LATENT_CHANNELS
     with torch.device(device):
         transformer = CogVideoXControlTransformer3DModel.from_config(cfg)
         controlnet = None
