@@ -233,5 +233,10 @@ def test_the_judge_is_one_job_per_task_and_off_means_none(tmp_path):
     assert "judge_scores" not in planned(off.stdout)
     assert "--verdicts" not in off.stdout and "judge_lowest.png" not in off.stdout
     # Off, its bounds are not passed to the manifests either.
-    assert "min_judge_instruction" not in off.stdout
-    assert "min_judge_instruction" in plan
+    manifests = [line for line in off.stdout.splitlines() if "senorita manifest " in line]
+    assert manifests and not any("min_judge_instruction" in line for line in manifests)
+    assert all(
+        "min_judge_instruction" in line
+        for line in plan.splitlines()
+        if "senorita manifest " in line
+    )
