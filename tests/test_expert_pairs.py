@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from test_masks import ENCODE, H, W, run
 from test_masks import shard as shard  # a fixture, shared with the masks tests
 from test_masks import tiny as tiny  # a fixture
@@ -29,6 +30,7 @@ from senorita.masks import dilate, load_masks
 from senorita.models import ModelSpec
 from senorita.models.llm import AnswerCache, ChatLLM, propose, validate, validate_instruction
 from senorita.pairs import PairJob, make_task_pairs
+from senorita.preview import super_resolution_sheet
 from senorita.tasks import get, task_ids
 from senorita.testing.tiny import build_tiny_models
 from senorita.video import probe, read_frames, write_frames
@@ -753,6 +755,12 @@ def test_super_resolution_lifts_the_pairs_and_pastes_the_recut_source_outside_th
         assert outside.any()
         assert np.abs(source - target)[outside].mean() < 4
         assert np.abs(source - target)[~outside].mean() > 4  # the lifted region is generated
+        # The expert's own output is kept for the report, at the working size.
+        assert read_frames(params["working_target"]).shape == (N, EH, EW, 3)
+    sheet = root / "super_resolution.png"
+    assert super_resolution_sheet(pairs, sheet, root / "dataset_sr") == 2
+    assert super_resolution_sheet(removal_pairs, root / "none.png", root / "dataset") == 0
+    assert Image.open(sheet).height > 2 * Image.open(root / "none.png").height
 
 
 def test_super_resolution_off_and_on_plans_only_the_expert_tasks_again(tmp_path):
@@ -766,6 +774,9 @@ def test_super_resolution_off_and_on_plans_only_the_expert_tasks_again(tmp_path)
     assert expert_jobs and all("--videos results/ingest/" in line for line in expert_jobs)
     other = [line for line in on.splitlines() if "senorita operator-pairs" in line]
     assert other and not any("--videos" in line for line in other)
+    manifests = [line for line in on.splitlines() if "senorita manifest " in line]
+    assert manifests and all("--sr-sheet results/report/" in line for line in manifests)
+    assert "--sr-sheet" not in off
 
 
 def test_turning_super_resolution_on_replans_only_the_expert_tasks(demo_run, tmp_path):

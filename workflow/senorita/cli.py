@@ -249,6 +249,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--judge-sheet", type=Path, help="also a sheet of the kept pairs the judge scored lowest"
     )
+    p.add_argument(
+        "--sr-sheet", type=Path, help="also crops of working-size vs lifted targets (PNG)"
+    )
     p.add_argument("--webdataset", type=Path, help="also export WebDataset tar shards here")
 
     p = sub.add_parser("dataset-card", help="write the dataset card and the rejects table")
@@ -362,8 +365,8 @@ def _manifest(args: argparse.Namespace) -> None:
 
     if (args.sheet is None) != (args.gif is None):
         raise ValueError("manifest: --sheet and --gif go together")
-    if args.judge_sheet and not args.sheet:
-        raise ValueError("manifest: --judge-sheet needs --sheet and --gif")
+    if (args.judge_sheet or args.sr_sheet) and not args.sheet:
+        raise ValueError("manifest: --judge-sheet and --sr-sheet need --sheet and --gif")
     if (args.sheet or args.webdataset) and args.dataset is None:
         raise ValueError("manifest: --sheet and --webdataset need --dataset")
     build_manifest(
@@ -382,7 +385,13 @@ def _manifest(args: argparse.Namespace) -> None:
 
         manifest = pd.read_parquet(args.out)
         write_previews(
-            manifest, args.dataset, args.sheet, args.gif, args.pairs, judge_sheet=args.judge_sheet
+            manifest,
+            args.dataset,
+            args.sheet,
+            args.gif,
+            args.pairs,
+            judge_sheet=args.judge_sheet,
+            sr_sheet=args.sr_sheet,
         )
     if args.webdataset:
         from senorita.export import export_task

@@ -365,9 +365,12 @@ class ExpertPairs:
         )
         source, target, size = frames, result.frames, (height, width)
         if self.experts.get("super_resolution", {}).get("enabled"):
+            # The expert's own output, kept for the report (working size beside lifted).
+            working = self.job.out.with_suffix("") / f"{tgt.stem}.working.mp4"
+            write_frames(working, target, clip["fps"], **encode_args(self.job))
             source, target, lift = self.lift(clip, plan.seed, target, mask, run)
             size = source.shape[1:3]
-            params.update(lift)
+            params.update(lift, working_target=working.as_posix())
         write_frames(src, source, clip["fps"], **encode_args(self.job))
         write_frames(tgt, target, clip["fps"], **encode_args(self.job))
         prov = spec.provenance()

@@ -3,11 +3,13 @@
 The contact sheet shows sample pairs as rows: source frames above target frames (sampled evenly
 through the clip) with the instruction underneath (and the judge's scores and reason, when it
 judged the pair). The preview is a GIF of one pair, source and target side by side, at the clip's
-frame rate. With the judge on, a second sheet shows the kept pairs it scored lowest.
+frame rate. With the judge on, a second sheet shows the kept pairs it scored lowest; with the
+super-resolution stage on, a third the expert's working-size targets beside the lifted ones.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -142,6 +144,55 @@ def animated_preview(
         )
 
 
+def super_resolution_sheet(
+    manifest: pd.DataFrame, out: Path, dataset: Path, pairs: int = 3, read: Reader = read_frames
+) -> int:
+    """The lifted pairs' middle frames, cropped at the centre: the expert's working-size target
+    (bicubic to the output size) beside the super-resolver's, for up to ``pairs`` pairs (the
+    first by id among those the super-resolution stage lifted). Returns the pairs shown."""
+    lifted = [
+        (row, params)
+        for row in sample_pairs(manifest, len(manifest)).to_dict("records")
+        if "working_target" in (params := json.loads(row["params"]))
+    ][:pairs]
+    font, blocks = _font(), []
+    for row, params in lifted:
+        target = read(dataset / row["target_path"])
+        working = read(Path(params["working_target"]))
+        k = len(target) // 2
+        height, width = target.shape[1:3]
+        big = Image.fromarray(working[k]).resize((width, height), Image.Resampling.BICUBIC)
+        box = (width // 4, height // 4, width // 4 + width // 2, height // 4 + height // 2)
+        crops = [big.crop(box), Image.fromarray(target[k]).crop(box)]
+        scale = THUMB_WIDTH * 2 / crops[0].width  # each crop as wide as two thumbnails
+        size = (round(crops[0].width * scale), round(crops[0].height * scale))
+        crops = [c.resize(size, Image.Resampling.NEAREST) for c in crops]
+        block = Image.new(
+            "RGB", (2 * size[0] + 3 * PAD, size[1] + 2 * PAD + TEXT_HEIGHT), BACKGROUND
+        )
+        block.paste(crops[0], (PAD, PAD))
+        block.paste(crops[1], (2 * PAD + size[0], PAD))
+        text = (
+            f"working {working.shape[1]}x{working.shape[2]} (bicubic) | lifted {height}x{width}"
+            f"   [{row['pair_id']}]"
+        )
+        ImageDraw.Draw(block).text((PAD, 2 * PAD + size[1] - 2), text, fill=INK, font=font)
+        blocks.append(block)
+    if not blocks:
+        blocks = [Image.new("RGB", (400, 40), BACKGROUND)]
+        ImageDraw.Draw(blocks[0]).text((PAD, PAD), "no lifted pairs", fill=INK, font=font)
+    sheet = Image.new(
+        "RGB", (max(b.width for b in blocks), sum(b.height for b in blocks)), BACKGROUND
+    )
+    y = 0
+    for block in blocks:
+        sheet.paste(block, (0, y))
+        y += block.height
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG", optimize=True)
+    return len(lifted)
+
+
 def write_previews(
     manifest: pd.DataFrame,
     dataset: Path,
@@ -149,6 +200,7 @@ def write_previews(
     gif: Path,
     pairs: int = 3,
     judge_sheet: Path | None = None,
+    sr_sheet: Path | None = None,
 ) -> None:
     """The contact sheet and the animated preview, each pair's videos decoded once; with
     ``judge_sheet``, also the sheet of the kept pairs the judge scored lowest.
@@ -163,3 +215,5 @@ def write_previews(
         lowest = lowest_judged(manifest, pairs)
         empty = "no kept pair has the judge's scores"
         contact_sheet(manifest, dataset, judge_sheet, read=read, chosen=lowest, empty=empty)
+    if sr_sheet is not None:
+        super_resolution_sheet(manifest, sr_sheet, dataset, pairs=pairs, read=read)
