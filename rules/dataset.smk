@@ -31,6 +31,20 @@ rule manifest:
             if JUDGE["enabled"]
             else {}
         ),
+        # The expert's working-size targets beside the lifted ones, with super-resolution on.
+        **(
+            {
+                "sr_sheet": report(
+                    f"{RESULTS}/report/{{task}}/super_resolution.png",
+                    caption="../workflow/report/super_resolution.rst",
+                    category="Tasks",
+                    subcategory="{task}",
+                    labels={"task": "{task}", "figure": "super-resolution"},
+                )
+            }
+            if SUPER_RESOLUTION
+            else {}
+        ),
         manifest=MANIFEST,
         sheet=report(
             f"{RESULTS}/report/{{task}}/contact_sheet.png",
@@ -69,6 +83,7 @@ rule manifest:
         " --thresholds {params.thresholds:q}{params.judge} --dataset {params.dataset}"
         " --sheet {output.sheet} --gif {output.gif} --pairs {params.sample_pairs}"
         + (" --judge-sheet {output.judge_sheet}" if JUDGE["enabled"] else "")
+        + (" --sr-sheet {output.sr_sheet}" if SUPER_RESOLUTION else "")
         + (" --webdataset {output.shards}" if config["export"]["webdataset"] else "")
         + " 2> {log}"
 

@@ -71,6 +71,7 @@ def test_tiny_models_are_built_only_when_the_registry_points_at_them(tmp_path):
         "detector": {"id": "IDEA-Research/grounding-dino-base"},
         "segmenter": {"id": "facebook/sam2.1-hiera-large"},
         "llm": {"id": "meta-llama/Meta-Llama-3-8B-Instruct"},
+        "judge": {"id": "Qwen/Qwen2.5-VL-7B-Instruct"},
     }
     experts = {
         e: {"id": f"my-lab/senorita-{e}"}
@@ -85,3 +86,4 @@ def test_tiny_models_are_built_only_when_the_registry_points_at_them(tmp_path):
     assert building not in proc.stdout
     assert "control_maps" in proc.stdout and "Captioning" in proc.stdout
     assert "Finding objects and their masks" in proc.stdout
+    assert "Asking the VLM judge" in proc.stdout
