@@ -92,6 +92,7 @@ def test_the_same_file_under_two_names_gives_distinct_clips(tmp_path):
         "source": {"kind": "local", "local": {"path": str(folder)}},
         "tasks": only_tasks("colorization"),
         "captions": {"enabled": False},
+        "dedup": {"enabled": False},
     }
     snakemake(tmp_path / "run", "--cores", "2", "all", config=config)
     clips = pd.read_parquet(tmp_path / "run/results/clips/00000.parquet")
@@ -99,3 +100,10 @@ def test_the_same_file_under_two_names_gives_distinct_clips(tmp_path):
     assert clips["sha256"].nunique() == 1  # same content, cut identically
     pairs = pd.read_parquet(tmp_path / "run/dataset/colorization/manifest.parquet")
     assert len(pairs) == 2 and pairs["pair_id"].is_unique
+    # With dedup on (the default), the copy is a near duplicate: no clip, a reject naming a.mp4.
+    snakemake(tmp_path / "run", "--cores", "2", "all", config={**config, "dedup": {}})
+    clips = pd.read_parquet(tmp_path / "run/results/clips/00000.parquet")
+    rejects = pd.read_parquet(tmp_path / "run/results/clips/00000.rejects.parquet")
+    assert len(clips) == 1 and len(rejects) == 1
+    (reason,) = rejects["reason"]
+    assert reason.startswith(f"near duplicate: of {clips['video_id'].iloc[0]} (similarity 1")

@@ -121,6 +121,7 @@ def test_rebuilding_one_task_plans_only_that_tasks_jobs(tmp_path):
         "dataset/deblur/manifest.parquet": "manifest",
         "results/report/deblur/contact_sheet.png": "manifest",
         "results/report/deblur/preview.gif": "manifest",
+        "results/report/deblur/judge_lowest.png": "manifest",
         "dataset/webdataset/deblur": "manifest",
     }
     assert remade(work, "task_deblur", "--forcerun", "manifest") == deblur
@@ -129,11 +130,13 @@ def test_rebuilding_one_task_plans_only_that_tasks_jobs(tmp_path):
     (work / "results/pairs/deblur/00001.parquet").write_bytes(b"new pairs")
     assert remade(work, "all") == {
         "results/filters/deblur/scores.parquet": "filter_scores",
+        "results/filters/deblur/judge.parquet": "judge_scores",
         **deblur,
         "dataset/README.md": "dataset_card",
         "dataset/rejects.parquet": "dataset_card",
         "results/report/pairs_per_task.html": "dataset_card",
         "results/report/filter_pass_rates.html": "dataset_card",
         "results/report/rejects.html": "dataset_card",
+        "results/report/judge.html": "dataset_card",
     }
     shutil.rmtree(work)
