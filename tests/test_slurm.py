@@ -46,7 +46,13 @@ SLURM_CONFIG = {
     "captions": {"enabled": False},
     "export": {"webdataset": False},
 }
-GPU_RULES = {"rule_device_report", "rule_control_maps", "rule_filter_scores"}
+GPU_RULES = {
+    "rule_device_report",
+    "rule_dedup",
+    "rule_control_maps",
+    "rule_filter_scores",
+    "rule_judge_scores",
+}
 # Files that describe the run (its provenance, report and card name times, hosts and run ids)
 # rather than its data.
 RUN_LEVEL = ("dataset/README.md", "results/report/", "results/provenance/")
@@ -54,7 +60,12 @@ RUN_LEVEL = ("dataset/README.md", "results/report/", "results/provenance/")
 CHECKPOINTS = ("results/models/",)
 # Made by torch models on CPU: a job's thread count can change float sums in the last bits, so
 # their tables compare within a float tolerance and their videos by decoded content.
-MODEL_MADE = ("results/control/", "results/filters/", "dataset/depth_detection/")
+MODEL_MADE = (
+    "results/control/",
+    "results/filters/",
+    "results/dedup/",
+    "dataset/depth_detection/",
+)
 
 
 def _same(name: str, local: object, slurm: object) -> bool:
@@ -71,6 +82,13 @@ def _same(name: str, local: object, slurm: object) -> bool:
         return True
     if local.read_bytes() == slurm.read_bytes():
         return True
+    if name.startswith(MODEL_MADE) and name.endswith(".npz"):  # dedup's cached signatures
+        a, b = np.load(local), np.load(slurm)
+        return a.files == b.files and all(
+            np.allclose(a[k], b[k], rtol=1e-3, atol=1e-4) if a[k].dtype.kind == "f" else
+            np.array_equal(a[k], b[k])
+            for k in a.files
+        )  # fmt: skip
     if name.startswith(MODEL_MADE) and name.endswith(".mp4"):
         a, b = read_frames(local).astype(np.int16), read_frames(slurm).astype(np.int16)
         return a.shape == b.shape and float(np.abs(a - b).mean()) < 1.0
