@@ -38,9 +38,9 @@ rule clips:
         rejects=CLIP_REJECTS,
     log:
         f"{LOGS}/clips/{{shard}}.log",
-    # With dedup, clips wait for every shard's ingest: no longer one group with ingest.
+    # One submission per shard with its operator pairs (and ingest, without dedup).
     group:
-        None if config["dedup"]["enabled"] else "shard"
+        "shard"
     conda:
         "../envs/cpu.yaml"
     params:

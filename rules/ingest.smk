@@ -6,8 +6,10 @@ rule ingest:
         rejects=INGEST_REJECTS,
     log:
         f"{LOGS}/ingest/{{shard}}.log",
+    # With dedup, clips wait for every shard's ingest: ingest leaves the shard's group (a group
+    # holding ingest and clips would wait on the dedup job between them).
     group:
-        "shard"
+        None if config["dedup"]["enabled"] else "shard"
     conda:
         "../envs/cpu.yaml"
     params:
