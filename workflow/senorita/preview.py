@@ -41,6 +41,22 @@ def _thumbs(frames: np.ndarray, indices: list[int], size: tuple[int, int]) -> li
     return [Image.fromarray(frames[i]).resize(size, Image.Resampling.BILINEAR) for i in indices]
 
 
+def save_stacked(blocks: list[Image.Image], out: Path, empty: str) -> None:
+    """The blocks one under the other as a PNG (a line saying ``empty`` when there are none)."""
+    if not blocks:
+        blocks = [Image.new("RGB", (400, 40), BACKGROUND)]
+        ImageDraw.Draw(blocks[0]).text((PAD, PAD), empty, fill=INK, font=_font())
+    sheet = Image.new(
+        "RGB", (max(b.width for b in blocks), sum(b.height for b in blocks)), BACKGROUND
+    )
+    y = 0
+    for block in blocks:
+        sheet.paste(block, (0, y))
+        y += block.height
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG", optimize=True)
+
+
 def sample_pairs(manifest: pd.DataFrame, n: int) -> pd.DataFrame:
     """The first ``n`` pairs by id: a stable sample that reruns reproduce."""
     return manifest.sort_values("pair_id").head(n)
@@ -104,18 +120,7 @@ def contact_sheet(
         draw = ImageDraw.Draw(block)
         draw.text((PAD, 3 * PAD + 2 * size[1] - 2), _caption(row), fill=INK, font=font)
         blocks.append(block)
-    if not blocks:
-        blocks = [Image.new("RGB", (400, 40), BACKGROUND)]
-        ImageDraw.Draw(blocks[0]).text((PAD, PAD), empty, fill=INK, font=font)
-    sheet = Image.new(
-        "RGB", (max(b.width for b in blocks), sum(b.height for b in blocks)), BACKGROUND
-    )
-    y = 0
-    for block in blocks:
-        sheet.paste(block, (0, y))
-        y += block.height
-    with atomic_path(out) as tmp:
-        sheet.save(tmp, format="PNG", optimize=True)
+    save_stacked(blocks, out, empty)
     return len(rows)
 
 
@@ -178,18 +183,7 @@ def super_resolution_sheet(
         )
         ImageDraw.Draw(block).text((PAD, 2 * PAD + size[1] - 2), text, fill=INK, font=font)
         blocks.append(block)
-    if not blocks:
-        blocks = [Image.new("RGB", (400, 40), BACKGROUND)]
-        ImageDraw.Draw(blocks[0]).text((PAD, PAD), "no lifted pairs", fill=INK, font=font)
-    sheet = Image.new(
-        "RGB", (max(b.width for b in blocks), sum(b.height for b in blocks)), BACKGROUND
-    )
-    y = 0
-    for block in blocks:
-        sheet.paste(block, (0, y))
-        y += block.height
-    with atomic_path(out) as tmp:
-        sheet.save(tmp, format="PNG", optimize=True)
+    save_stacked(blocks, out, "no lifted pairs")
     return len(lifted)
 
 
