@@ -202,25 +202,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--families", default=None, help="comma-separated; default: all")
 
-    p = sub.add_parser("filter-scores", help="score one task's pairs for the three filters")
-    p.add_argument("--task", required=True)
-    p.add_argument("--pattern", required=True, help="shard pair table path with a {shard} field")
-    p.add_argument("--shards", type=int, required=True)
-    p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
-    p.add_argument("--params", type=_json, required=True, help="the config's filters section")
-    p.add_argument("--models", type=_json, required=True, help="the config's models section")
-    p.add_argument("--workers", type=int, default=2, help="threads decoding pairs ahead")
-    p.add_argument("--out", type=Path, required=True)
-
-    p = sub.add_parser("judge-scores", help="the VLM judge's verdict on each of a task's pairs")
-    p.add_argument("--task", required=True)
-    p.add_argument("--pattern", required=True, help="shard pair table path with a {shard} field")
-    p.add_argument("--shards", type=int, required=True)
-    p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
-    p.add_argument("--params", type=_json, required=True, help="the config's filters.judge")
-    p.add_argument("--models", type=_json, required=True, help="the config's models section")
-    p.add_argument("--workers", type=int, default=2, help="threads decoding pairs ahead")
-    p.add_argument("--out", type=Path, required=True)
+    # The two per-task scoring jobs take the same arguments.
+    for name, what, params in (
+        ("filter-scores", "score one task's pairs for the three filters", "filters section"),
+        ("judge-scores", "the VLM judge's verdict on each of a task's pairs", "filters.judge"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("--task", required=True)
+        p.add_argument("--pattern", required=True, help="pair table path with a {shard} field")
+        p.add_argument("--shards", type=int, required=True)
+        p.add_argument("--dataset", type=Path, required=True, help="the dataset root folder")
+        p.add_argument("--params", type=_json, required=True, help=f"the config's {params}")
+        p.add_argument("--models", type=_json, required=True, help="the config's models section")
+        p.add_argument("--workers", type=int, default=2, help="threads decoding pairs ahead")
+        p.add_argument("--out", type=Path, required=True)
 
     p = sub.add_parser(
         "manifest",
@@ -513,34 +508,25 @@ def _tiny_models(args: argparse.Namespace) -> None:
     build_tiny_models(args.out, families)
 
 
-def _filter_scores(args: argparse.Namespace) -> None:
-    from senorita.filters.scoring import score_task
+def _task_scores(module: str, function: str):
+    """The handler of a per-task scoring subcommand: ``module.function`` over the task's shards."""
 
-    score_task(
-        args.task,
-        args.pattern,
-        args.shards,
-        args.dataset,
-        args.params,
-        args.models,
-        args.out,
-        workers=args.workers,
-    )
+    def handler(args: argparse.Namespace) -> None:
+        import importlib
 
+        score = getattr(importlib.import_module(module), function)
+        score(
+            args.task,
+            args.pattern,
+            args.shards,
+            args.dataset,
+            args.params,
+            args.models,
+            args.out,
+            workers=args.workers,
+        )
 
-def _judge_scores(args: argparse.Namespace) -> None:
-    from senorita.filters.judging import judge_task
-
-    judge_task(
-        args.task,
-        args.pattern,
-        args.shards,
-        args.dataset,
-        args.params,
-        args.models,
-        args.out,
-        workers=args.workers,
-    )
+    return handler
 
 
 def _plan(args: argparse.Namespace) -> None:
@@ -587,8 +573,8 @@ HANDLERS = {
     "reversed-pairs": _pairs("reversed"),
     "train-expert": _train_expert,
     "tiny-models": _tiny_models,
-    "filter-scores": _filter_scores,
-    "judge-scores": _judge_scores,
+    "filter-scores": _task_scores("senorita.filters.scoring", "score_task"),
+    "judge-scores": _task_scores("senorita.filters.judging", "judge_task"),
     "plan": _plan,
 }
 
