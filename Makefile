@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt scripts/setup.sh
 	bash scripts/setup.sh
 	touch $@
 
+# `senorita warm` imports torch, transformers and diffusers once and forks each job's command from
+# that process (README: Running on one machine); the jobs and their outputs are the same.
 demo: setup
-	snakemake --cores $(CORES) all
+	senorita warm -- snakemake --cores $(CORES) all
 	@echo "dataset written to dataset/ (card: dataset/README.md)"
 
 test: setup browser

@@ -37,9 +37,13 @@ def snakemake(
     check: bool = True,
     env: dict | None = None,
     timeout: int = 1800,
+    warm: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run snakemake on the repo's Snakefile in ``workdir``, ``config`` merged over the default."""
+    """Run snakemake on the repo's Snakefile in ``workdir``, ``config`` merged over the default;
+    ``warm``: beside a warm worker, as `make demo` runs it (`senorita warm -- snakemake ...`)."""
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    if warm:
+        cmd = [str(BIN / "senorita"), "warm", "--log", str(workdir / "worker.log"), "--", *cmd]
     if config is not None:
         path = workdir / "test-config.yaml"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -68,14 +72,16 @@ def neutral_table(path: Path, root: Path) -> pd.DataFrame:
 def demo_run(tmp_path_factory) -> Path:
     """The embedded default, run once for the whole session (read-only for tests).
 
-    ``SENORITA_DEMO_RUN=<folder>`` reuses a finished run of the current code instead (a
-    development shortcut: the run takes about 11 minutes on 2 cores); CI never sets it.
+    Run as `make demo` runs it, beside a warm worker (the SLURM test's local run compares every
+    output with a run without one). ``SENORITA_DEMO_RUN=<folder>`` reuses a finished run of the
+    current code instead (a development shortcut: the run takes about 6 minutes on 2 cores); CI
+    never sets it.
     """
     if reuse := os.environ.get("SENORITA_DEMO_RUN"):
         assert not CI, "SENORITA_DEMO_RUN is for development runs, not CI"
         return Path(reuse).resolve()
     workdir = tmp_path_factory.mktemp("demo")
-    snakemake(workdir, "--cores", "2", "all")
+    snakemake(workdir, "--cores", "2", "all", warm=True)
     return workdir
 
 

@@ -299,8 +299,13 @@ def test_slurm_profile_runs_every_rule_as_a_slurm_job(slurm_cluster, tmp_path):
     assert report["environment"]["SLURM_GPUS_ON_NODE"] == "1"
 
     # Every output equals a local run's of the same config: same files, same rows, same videos.
+    # The local run is `make demo`'s kind, beside a warm worker, so this also checks that a job
+    # forked from the worker writes what a job in its own process (on the cluster) writes.
     local_dir = tmp_path / "local-run"
-    snakemake(local_dir, "--cores", "2", "all", config=SLURM_CONFIG)
+    local_dir.mkdir()
+    snakemake(local_dir, "--cores", "2", "all", config=SLURM_CONFIG, warm=True)
+    worker_log = (local_dir / "worker.log").read_text()
+    assert re.findall(r"ran \['([\w-]+)'\]", worker_log) and "refused" not in worker_log
     local, slurm = _outputs(local_dir), _outputs(workdir)
     local = {n: out for n, out in local.items() if not n.startswith(RUN_LEVEL)}
     slurm = {n: out for n, out in slurm.items() if not n.startswith(RUN_LEVEL)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,14 @@ def expand_shards(patterns: list[str], shards: int, tasks: list[str]) -> list[Pa
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="senorita", description=__doc__)
     sub = parser.add_subparsers(dest="stage", required=True)
+
+    p = sub.add_parser(
+        "warm",
+        help="run a command (snakemake ...) beside a worker that imports the model libraries once;"
+        " its jobs' senorita commands fork from it instead of starting Python each time",
+    )
+    p.add_argument("--log", type=Path, help="the worker's log: one line per command it ran")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- snakemake --cores 2 all")
 
     p = sub.add_parser("catalogue", help="list the source's videos and assign shards")
     p.add_argument("--source", type=_json, required=True, help="the config's source section")
@@ -580,7 +589,19 @@ HANDLERS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    address = os.environ.get("SENORITA_WORKER")
+    if address and argv[:1] != ["warm"]:  # a job of `senorita warm -- ...`: run in its worker
+        from senorita.worker import submit
+
+        status = submit(argv, address)
+        if status is not None:
+            return status
     args = _parser().parse_args(argv)
+    if args.stage == "warm":
+        from senorita.worker import warm
+
+        return warm(args.command[1:] if args.command[:1] == ["--"] else args.command, args.log)
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,

@@ -62,6 +62,7 @@ def _torch() -> dict[str, Any]:
         "version": torch.__version__,
         "built_with_cuda": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(),
+        "cpu_threads": torch.get_num_threads(),  # its intra-op pool: the job's threads, if set
     }
     if info["cuda_available"]:
         info["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -77,7 +78,19 @@ def device_report() -> dict[str, Any]:
         "environment": {name: os.environ.get(name) for name in GPU_ENV},
         "nvidia_smi": _nvidia_smi(),
         "torch": _torch(),
+        "blas_threads": _blas_threads(),
     }
+
+
+def _blas_threads() -> list[dict[str, Any]]:
+    """The BLAS libraries loaded (numpy's OpenBLAS, ...) and their thread pools' sizes."""
+    from threadpoolctl import threadpool_info
+
+    return [
+        {"library": i["internal_api"], "threads": i["num_threads"]}
+        for i in threadpool_info()
+        if i["user_api"] == "blas"
+    ]
 
 
 def write_device_report(out: Path) -> dict[str, Any]:

@@ -143,6 +143,10 @@ def animated_preview(
         duration = round(1000 / float(row["fps"]))
     else:
         frames, duration = [Image.new("RGB", (2 * THUMB_WIDTH, 40), BACKGROUND)], 100
+    # One palette for every frame, from the first: no colour flicker between frames, and mapping
+    # to a given palette is several times faster than quantizing each frame anew.
+    palette = frames[0].quantize(colors=256)
+    frames = [f.quantize(palette=palette) for f in frames]
     with atomic_path(out) as tmp:
         frames[0].save(
             tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0
