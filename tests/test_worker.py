@@ -152,18 +152,35 @@ def test_a_command_gets_its_jobs_thread_counts(worker, tmp_path, threads):
 
 
 def test_warm_runs_a_command_beside_a_worker(tmp_path):
-    log = tmp_path / "worker.log"
-    script = f"{BIN / 'senorita'} plan --help > plan.txt && echo $SENORITA_WORKER > address"
+    # The command sees the worker's address; its exit status is warm's; the worker and its socket
+    # are gone after it (the commands a worker runs are the tests above).
+    script = "echo $SENORITA_WORKER > address; test -S $SENORITA_WORKER"
     proc = subprocess.run(
-        [str(BIN / "senorita"), "warm", "--log", str(log), "--", "bash", "-c", script],
+        [str(BIN / "senorita"), "warm", "--", "bash", "-c", script],
         cwd=tmp_path,
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "plan.txt").read_text().startswith("usage: senorita plan")
-    assert ran(log) == [("plan", "0")]
-    # The command's exit status is warm's; the worker and its socket are gone after it.
-    assert not Path((tmp_path / "address").read_text().strip()).exists()
+    address = Path((tmp_path / "address").read_text().strip())
+    assert address.name == "socket" and not address.parent.exists()
     failed = subprocess.run([str(BIN / "senorita"), "warm", "--", "false"], cwd=tmp_path)
     assert failed.returncode == 1
+    usage = subprocess.run([str(BIN / "senorita"), "warm"], capture_output=True, text=True)
+    assert usage.returncode == 1 and "no command given" in usage.stderr
+
+
+def test_warm_passes_sigterm_to_its_command(tmp_path):
+    """Stopping warm stops its command the way the command stops (Snakemake cancels its jobs),
+    rather than leaving it running or killing it under its jobs."""
+    script = 'trap "echo stopped > stopped; exit 3" TERM; touch started; sleep 60 & wait'
+    proc = subprocess.Popen(
+        [str(BIN / "senorita"), "warm", "--", "bash", "-c", script], cwd=tmp_path
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 3
+    assert (tmp_path / "stopped").read_text() == "stopped\n"

@@ -550,6 +550,12 @@ def _plan(args: argparse.Namespace) -> None:
     print(json.dumps([j.row() for j in jobs], indent=1) if args.json else table(jobs))
 
 
+def _warm(args: argparse.Namespace) -> int:
+    from senorita.worker import warm
+
+    return warm(args.command[1:] if args.command[:1] == ["--"] else args.command, args.log)
+
+
 def _merge(base: dict, update: dict) -> dict:
     """``update`` over ``base``, nested dicts merged (as Snakemake merges config files)."""
     out = dict(base)
@@ -585,6 +591,7 @@ HANDLERS = {
     "filter-scores": _task_scores("senorita.filters.scoring", "score_task"),
     "judge-scores": _task_scores("senorita.filters.judging", "judge_task"),
     "plan": _plan,
+    "warm": _warm,
 }
 
 
@@ -598,21 +605,16 @@ def main(argv: list[str] | None = None) -> int:
         if status is not None:
             return status
     args = _parser().parse_args(argv)
-    if args.stage == "warm":
-        from senorita.worker import warm
-
-        return warm(args.command[1:] if args.command[:1] == ["--"] else args.command, args.log)
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        HANDLERS[args.stage](args)
+        return HANDLERS[args.stage](args) or 0  # a handler returns None, or an exit status
     except (OSError, ValueError) as err:  # bad input: one clear line; anything else: a traceback
         logging.getLogger("senorita").error("%s failed: %s", args.stage, err)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

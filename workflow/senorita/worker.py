@@ -355,7 +355,7 @@ def warm(command: list[str], log_file: Path | None = None) -> int:
         env = {**os.environ, ENV_VAR: address} if server.poll() is None else dict(os.environ)
         if server.poll() is not None:
             log.warning("the warm worker did not start; the command runs without it")
-        return subprocess.call(command, env=env)
+        return _run_command(command, env)
     finally:
         server.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -364,6 +364,20 @@ def warm(command: list[str], log_file: Path | None = None) -> int:
             server.kill()
         Path(address).unlink(missing_ok=True)
         os.rmdir(folder)
+
+
+def _run_command(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` to its end. Ctrl-C reaches it from the terminal (it is in our process
+    group) and SIGTERM is passed on, so Snakemake stops its jobs cleanly rather than being killed
+    under them; warm then stops its worker."""
+    proc = subprocess.Popen(command, env=env)
+    forward = {signal.SIGINT: lambda *_: None, signal.SIGTERM: lambda s, _: proc.send_signal(s)}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in forward.items()}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":  # python -m senorita.worker ADDRESS PARENT_PID [LOG] (warm starts it)
