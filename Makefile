@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt scripts/setup.sh
 	touch $@
 
 # `senorita warm` imports torch, transformers and diffusers once and forks each job's command from
-# that process (README: Running on one machine); the jobs and their outputs are the same.
+# that process (README: Running on one machine); the jobs and their outputs are the same. The
+# greedy scheduler picks the next jobs without starting an ILP solver each time (18 s less CPU).
 demo: setup
-	senorita warm -- snakemake --cores $(CORES) all
+	senorita warm -- snakemake --cores $(CORES) --scheduler greedy all
 	@echo "dataset written to dataset/ (card: dataset/README.md)"
 
 test: setup browser
