@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from senorita import worker  # the standard library only: every command starts through it
+
 
 def _json(text: str) -> dict:
     try:
@@ -551,9 +553,7 @@ def _plan(args: argparse.Namespace) -> None:
 
 
 def _warm(args: argparse.Namespace) -> int:
-    from senorita.worker import warm
-
-    return warm(args.command[1:] if args.command[:1] == ["--"] else args.command, args.log)
+    return worker.warm(args.command[1:] if args.command[:1] == ["--"] else args.command, args.log)
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -597,11 +597,9 @@ HANDLERS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    address = os.environ.get("SENORITA_WORKER")
+    address = os.environ.get(worker.ENV_VAR)
     if address and argv[:1] != ["warm"]:  # a job of `senorita warm -- ...`: run in its worker
-        from senorita.worker import submit
-
-        status = submit(argv, address)
+        status = worker.submit(argv, address)
         if status is not None:
             return status
     args = _parser().parse_args(argv)

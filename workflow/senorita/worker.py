@@ -155,10 +155,11 @@ def preload() -> list[str]:
 def submit(argv: list[str], address: str) -> int | None:
     """Run ``senorita argv`` in the worker at ``address``: its exit status, or None when no worker
     answers or it refuses (the caller then runs the command itself)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(address)
     except OSError:
+        sock.close()
         return None
     with sock:
         request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
