@@ -248,11 +248,8 @@ def _supervise(
         request = json.loads(_recv_exact(conn, size) or b"{}")
         differs = differences(own_env, request["env"])
         if differs or len(fds) != 3:
-            log.warning(
-                "refused, runs in its own process (environment differs: %s): %s",
-                ", ".join(differs),
-                request["argv"][:1],
-            )
+            why = f"environment differs: {', '.join(differs)}" if differs else "no standard streams"
+            log.warning("refused, runs in its own process (%s): %s", why, request["argv"][:1])
             conn.sendall(_STATUS.pack(REFUSED))
             os._exit(0)
         pid = os.fork()
@@ -301,10 +298,9 @@ def _run(request: dict, fds: list[int]) -> None:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-            signal.signal(
-                sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler
-            )
+        for sig in (signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.setpgid(0, 0)  # its own group: the job's group signals reach the job, which ends us
         os.chdir(request["cwd"])
         os.environ.clear()
@@ -353,8 +349,10 @@ def warm(command: list[str], log_file: Path | None = None) -> int:
             if Path(address).exists() or server.poll() is not None:
                 break
             time.sleep(0.05)
-        env = {**os.environ, ENV_VAR: address} if server.poll() is None else dict(os.environ)
-        if server.poll() is not None:
+        env = dict(os.environ)
+        if server.poll() is None:
+            env[ENV_VAR] = address
+        else:
             log.warning("the warm worker did not start; the command runs without it")
         return _run_command(command, env)
     finally:
