@@ -33,6 +33,7 @@ EXPECTED_REASON = {
     "missing": "download failed: HTTP 404",
 }
 CLIPS = {"frames": 33, "stride": 2}
+CRAWL = {"per_page": 8, "max_videos": 32}
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +76,17 @@ def test_faulty_crawl_downloads_good_videos_once_and_rejects_bad_ones(
 ):
     monkeypatch.setenv("PEXELS_API_KEY", KEY)
     videos = fake_videos(500, seed=1)
-    plan = all_faults(videos, seed=1)
+    # One video per fault kind among the newest good ones: a 32-video crawl meets each (ffprobe
+    # of every download is most of this test's time).
+    plan = all_faults(videos, seed=1, newest=10, per_kind=1)
     with PexelsServer(media, videos, KEY, plan) as server:
         cat, acc, rej = _run(
-            server, tmp_path, caplog, queries=["cat", "dog", "sea"], per_page=15, max_videos=120
+            server, tmp_path, caplog, queries=["cat", "dog", "sea"], per_page=CRAWL["per_page"], max_videos=CRAWL["max_videos"]
         )
         api, files = server.api_requests(), server.file_requests()
 
         # The catalogue: max_videos distinct videos, all passing the filters, with attribution.
-        assert len(cat) == 120 and cat["pexels_id"].is_unique
+        assert len(cat) == CRAWL["max_videos"] and cat["pexels_id"].is_unique
         by_id = {v.id: v for v in videos}
         assert all(by_id[i].good for i in cat["pexels_id"])
         assert plan.duplicate_id in set(cat["pexels_id"])  # in every search, kept once
@@ -135,7 +138,7 @@ def test_faulty_crawl_downloads_good_videos_once_and_rejects_bad_ones(
         # A rerun replays the stored crawl and skips the finished files: no API request, and
         # file requests only for the videos that failed before.
         n_api, n_files = len(server.api_requests()), len(server.file_requests())
-        cfg = _config(server, queries=["cat", "dog", "sea"], per_page=15, max_videos=120)
+        cfg = _config(server, queries=["cat", "dog", "sea"], per_page=CRAWL["per_page"], max_videos=CRAWL["max_videos"])
         catalogue = tmp_path / "results" / "sources" / "catalogue.parquet"
         cat2 = build_catalogue(cfg["source"], 2, catalogue)
         assert len(server.api_requests()) == n_api

@@ -56,7 +56,7 @@ def test_dropped_downloads_stay_pending_and_the_next_run_fetches_them(
     videos = fake_videos(200, seed=4)
     plan = Plan()
     with PexelsServer(media, videos, KEY, plan) as server:
-        base = {"queries": ["cat"], "per_page": 20, "max_videos": 40}
+        base = {"queries": ["cat"], "per_page": 20, "max_videos": 16}
         cfg = full_config(
             {
                 "source": {"kind": "pexels", "pexels": server.source_config(**base)},
@@ -65,7 +65,7 @@ def test_dropped_downloads_stay_pending_and_the_next_run_fetches_them(
         )
         catalogue = tmp_path / "results" / "sources" / "catalogue.parquet"
         cat = build_catalogue(cfg["source"], 2, catalogue)
-        assert len(cat) == 40
+        assert len(cat) == 16
         plan.dropped = _quarter(cat["pexels_id"])
         shard_of = dict(zip(cat["pexels_id"], cat["shard"], strict=True))
 

@@ -163,13 +163,15 @@ class Plan:
     dropped: set[int] = field(default_factory=set)  # video ids whose file requests are dropped
 
 
-def all_faults(videos: list[FakeVideo], seed: int = 0) -> Plan:
-    """Every fault kind at least once. Video faults go to videos that pass the default filters
-    and are on the popular list's first page (newest first), so any crawl that starts there
-    meets them all."""
+def all_faults(
+    videos: list[FakeVideo], seed: int = 0, newest: int = 30, per_kind: int = 2
+) -> Plan:
+    """Every fault kind at least once. Video faults (``per_kind`` videos each) go to videos
+    among the ``newest`` that pass the default filters: the popular list's first pages (newest
+    first), so any crawl that reads that many of them meets them all."""
     rng = random.Random(seed)
-    good = sorted((v.id for v in videos if v.good), reverse=True)[:30]
-    picks = rng.sample(good, 2 * len(VIDEO_FAULTS) + 1)
+    good = sorted((v.id for v in videos if v.good), reverse=True)[:newest]
+    picks = rng.sample(good, per_kind * len(VIDEO_FAULTS) + 1)
     video_faults = {vid: VIDEO_FAULTS[i % len(VIDEO_FAULTS)] for i, vid in enumerate(picks[:-1])}
     page_faults = {
         2: "rate_limit",
