@@ -80,9 +80,7 @@ def test_faulty_crawl_downloads_good_videos_once_and_rejects_bad_ones(
     # of every download is most of this test's time).
     plan = all_faults(videos, seed=1, newest=10, per_kind=1)
     with PexelsServer(media, videos, KEY, plan) as server:
-        cat, acc, rej = _run(
-            server, tmp_path, caplog, queries=["cat", "dog", "sea"], per_page=CRAWL["per_page"], max_videos=CRAWL["max_videos"]
-        )
+        cat, acc, rej = _run(server, tmp_path, caplog, queries=["cat", "dog", "sea"], **CRAWL)
         api, files = server.api_requests(), server.file_requests()
 
         # The catalogue: max_videos distinct videos, all passing the filters, with attribution.
@@ -138,7 +136,7 @@ def test_faulty_crawl_downloads_good_videos_once_and_rejects_bad_ones(
         # A rerun replays the stored crawl and skips the finished files: no API request, and
         # file requests only for the videos that failed before.
         n_api, n_files = len(server.api_requests()), len(server.file_requests())
-        cfg = _config(server, queries=["cat", "dog", "sea"], per_page=CRAWL["per_page"], max_videos=CRAWL["max_videos"])
+        cfg = _config(server, queries=["cat", "dog", "sea"], **CRAWL)
         catalogue = tmp_path / "results" / "sources" / "catalogue.parquet"
         cat2 = build_catalogue(cfg["source"], 2, catalogue)
         assert len(server.api_requests()) == n_api

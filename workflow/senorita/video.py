@@ -116,8 +116,8 @@ def read_frames(path: str | os.PathLike[str]) -> np.ndarray:
             .output("pipe:", format="image2pipe", vcodec="ppm", pix_fmt="rgb24")
             .run(cmd=FFMPEG, capture_stdout=True, capture_stderr=True)
         )
-    except ffmpeg.Error as err:
-        raise VideoError(f"{path}: decode failed: {_stderr(err)}") from None
+    except ffmpeg.Error as err:  # ffmpeg's line names the file, as probe's "unreadable" did
+        raise VideoError(f"unreadable: {_stderr(err)}") from None
     if not out:  # no frame decoded: an empty array of the stream's size, as before
         info = probe(path)
         return np.empty((0, info.height, info.width, 3), np.uint8)

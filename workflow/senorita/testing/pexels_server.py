@@ -163,9 +163,7 @@ class Plan:
     dropped: set[int] = field(default_factory=set)  # video ids whose file requests are dropped
 
 
-def all_faults(
-    videos: list[FakeVideo], seed: int = 0, newest: int = 30, per_kind: int = 2
-) -> Plan:
+def all_faults(videos: list[FakeVideo], seed: int = 0, newest: int = 30, per_kind: int = 2) -> Plan:
     """Every fault kind at least once. Video faults (``per_kind`` videos each) go to videos
     among the ``newest`` that pass the default filters: the popular list's first pages (newest
     first), so any crawl that reads that many of them meets them all."""
