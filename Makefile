@@ -27,8 +27,11 @@ demo: setup
 test: setup browser
 	pytest
 
+# worksteal hands each xdist worker a contiguous half of the tests and moves work only when one
+# runs dry, so a module's fixtures are mostly built on one worker: the warm worker's server (10 s)
+# once, where the default scheduler's interleaved batches built it on both.
 test-fast: setup
-	pytest -m "not e2e" -n $(CORES)
+	pytest -m "not e2e" -n $(CORES) --dist worksteal
 
 # Headless Chromium for the test that renders the report in a real browser (Debian package).
 # A failed install stops here: the browser test would otherwise skip (and under CI=true fail).

@@ -331,13 +331,15 @@ def test_ingest_and_clips_log_progress_lines(footage, tmp_path, monkeypatch, cap
 def test_progress_reaches_the_job_log_file(clipped, tmp_path):
     """The clips rule's command line, stderr to the log file as the rule does it."""
     log = tmp_path / "clips.log"
+    videos = tmp_path / "videos.parquet"  # two of the videos: the lines are what is checked
+    pd.read_parquet(clipped["work"] / "videos.parquet").head(2).to_parquet(videos)
     with log.open("w") as stderr:
         subprocess.run(
             [
                 str(Path(sys.executable).parent / "senorita"),
                 "clips",
                 "--videos",
-                str(clipped["work"] / "videos.parquet"),
+                str(videos),
                 "--shard",
                 "0",
                 "--params",
@@ -353,8 +355,7 @@ def test_progress_reaches_the_job_log_file(clipped, tmp_path):
             check=True,
         )
     text = log.read_text()
-    n = len(VIDEOS)
-    assert f"senorita.progress: clips 00000: {n}/{n} videos, " in text, text
+    assert "senorita.progress: clips 00000: 2/2 videos, " in text, text
 
 
 def panning(n: int, speed: float, still: bool = False, subject: bool = False) -> np.ndarray:

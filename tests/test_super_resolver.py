@@ -333,10 +333,19 @@ def test_a_sample_is_the_recut_target_its_degradation_and_the_caption(results, b
     assert inputs["latents"].shape == inputs["condition"].shape == (2, 3, 16, 8, 14)
 
 
-def test_the_loss_falls_when_overfitting_one_batch(results, base, tmp_path):
+def test_the_loss_falls_when_overfitting_one_batch(results, base, tmp_path, monkeypatch):
     cfg = train_cfg(base, steps=8, fixed_batch=True, learning_rate=3e-3, checkpoint_every=100)
     patterns = patterns_for("super_resolver", results)
+    sampled = []
+    real_sample = ExpertView.sample
+
+    def counted(view, rng):
+        sampled.append(1)
+        return real_sample(view, rng)
+
+    monkeypatch.setattr(ExpertView, "sample", counted)
     out = train_expert("super_resolver", cfg, patterns, 1, tmp_path / "f", tmp_path / "w")
+    assert len(sampled) == 1  # the one batch (of one sample) is decoded once for all 8 steps
     rows = (tmp_path / "w" / "loss.csv").read_text().splitlines()[1:]
     losses = [float(r.split(",")[1]) for r in rows]
     assert len(losses) == 8 and np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses

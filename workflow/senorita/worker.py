@@ -47,8 +47,10 @@ ENV_VAR = "SENORITA_WORKER"
 # What the jobs import: every module of this package (the stage modules import torch, cv2,
 # pandas, ... at the top), sam2's builder, and the model classes the stages import inside
 # functions (transformers and diffusers load them lazily, and that lazy import is most of a model
-# stage's start-up).
-PRELOAD_MODULES = ("torch", "sam2.build_sam")
+# stage's start-up). inflect (phrases.singular, imported when first asked) spends 4 s at import
+# instrumenting its methods with typeguard (jaraco/inflect#212): once here, not in every masks and
+# language-model job.
+PRELOAD_MODULES = ("torch", "sam2.build_sam", "inflect")
 PRELOAD_ATTRIBUTES = {
     "transformers": (
         "AutoConfig",

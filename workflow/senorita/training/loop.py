@@ -205,6 +205,7 @@ def train_expert(
     scheduler = pipe.scheduler
     v_prediction = scheduler.config.prediction_type == "v_prediction"
     rotary = None
+    made: dict[tuple[int, int], tuple[list[Sample], dict[str, torch.Tensor]]] = {}
     while step < steps:
         for micro in range(cfg["gradient_accumulation"]):
             # fixed_batch: every step trains on step 0's samples, noise and timesteps (the
@@ -213,13 +214,18 @@ def train_expert(
             seed = [cfg["seed"], at, micro, accelerator.process_index]
             rng = np.random.default_rng(seed)
             gen = torch.Generator().manual_seed(int(np.random.default_rng(seed).integers(2**62)))
-            batch = [view.sample(rng) for _ in range(cfg["batch_size"])]
+            if (at, micro) in made:  # fixed_batch: step 0's samples, decoded and encoded once
+                batch, inputs = made[at, micro]
+            else:
+                batch = [view.sample(rng) for _ in range(cfg["batch_size"])]
+                with torch.no_grad():
+                    inputs = conditioning(pipe, name, batch, cache)
+                # The frozen parts' outputs (maybe bf16) in fp32, the trained parts' dtype.
+                inputs = {k: v.float() for k, v in inputs.items()}
+                if cfg["fixed_batch"]:
+                    made[at, micro] = batch, inputs
             kinds.update(s.kind for s in batch)
             dropped += sum(s.prompt_dropped for s in batch)
-            with torch.no_grad():
-                inputs = conditioning(pipe, name, batch, cache)
-            # The frozen parts' outputs (maybe bf16) in fp32, the trained parts' dtype.
-            inputs = {k: v.float() for k, v in inputs.items()}
             x0 = inputs["latents"]
             if rotary is None:
                 _, f, _, h, w = x0.shape
