@@ -305,6 +305,17 @@ def test_a_killed_job_resumes_and_ends_where_an_uninterrupted_one_does(
     assert len(checkpoints(work)) <= 3
 
 
+def test_only_finished_checkpoints_count_for_a_resume(tmp_path):
+    """A kill can leave a checkpoint without its state, or with its state but not yet renamed
+    from ``.tmp``: a resumed run (and anything polling) sees only the finished ones, by step."""
+    for name, state in [("checkpoint-000010", True), ("checkpoint-000002", True),
+                        ("checkpoint-000012.tmp", True), ("checkpoint-000014", False)]:  # fmt: skip
+        (tmp_path / name).mkdir()
+        if state:
+            (tmp_path / name / "state.json").write_text("{}")
+    assert [p.name for p in checkpoints(tmp_path)] == ["checkpoint-000002", "checkpoint-000010"]
+
+
 def test_the_demo_expert_tasks_use_the_checkpoints_trained_in_the_run(demo_run):
     for expert in BASE:
         final = demo_run / "results" / "training" / expert / "final"

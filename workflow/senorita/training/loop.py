@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -39,11 +40,17 @@ from senorita.training.views import AnnotatedClips, ExpertView, Sample
 log = logging.getLogger(__name__)
 
 STATE = "state.json"
+CHECKPOINT = re.compile(r"checkpoint-\d+")
 
 
 def checkpoints(work: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (a half-written one has no state.json)."""
-    found = [p for p in work.glob("checkpoint-*") if (p / STATE).exists() and p.is_dir()]
+    """Complete checkpoints, oldest first. A half-written one has no state.json yet, or is still
+    ``checkpoint-<step>.tmp`` (a kill between writing its state and the rename leaves it so)."""
+    found = [
+        p
+        for p in work.glob("checkpoint-*")
+        if CHECKPOINT.fullmatch(p.name) and (p / STATE).exists() and p.is_dir()
+    ]
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
