@@ -30,9 +30,9 @@ rule dedup:
 
 rule clips:
     input:
-        videos=rules.ingest.output.videos,
         # Near duplicates get no clips (dedup.enabled).
         **({"duplicates": DUPLICATES} if config["dedup"]["enabled"] else {}),
+        videos=rules.ingest.output.videos,
     output:
         clips=f"{RESULTS}/clips/{{shard}}.parquet",
         rejects=CLIP_REJECTS,

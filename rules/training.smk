@@ -17,6 +17,9 @@ rule train_expert:
         f"{LOGS}/training/{{expert}}.log",
     wildcard_constraints:
         expert="|".join(EXPERTS),
+    # The longest chain (training, then the expert's pairs, their scores and manifests): started
+    # as soon as its tables are ready, not after every operator and control job queued before it.
+    priority: 50
     conda:
         "../envs/gpu.yaml"
     threads: lambda wc: config["experts"][wc.expert]["train"]["resources"]["cpus_per_task"]

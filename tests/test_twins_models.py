@@ -206,6 +206,21 @@ def test_hed_twin_has_the_real_keys_depths_and_kernels(twins):
     assert list(twin["block1.convs.0.weight"].shape)[1] == 3  # RGB in
 
 
+def test_a_rebuilt_twin_is_the_same_bytes(tmp_path):
+    # Each of these differed from build to build (a rerun must change nothing): torch.save names
+    # its archive's folder after the file (the atomic write's random temporary name), and an
+    # expert's configs recorded the temporary folder its base was built in.
+    families = ("hed", "segmenter", "remover")
+    builds = [build_tiny_models(tmp_path / run, families) for run in ("a", "b")]
+    files = [
+        {p.relative_to(tmp_path / run): p.read_bytes() for p in (tmp_path / run).rglob("*")
+         if p.is_file()}
+        for run in ("a", "b")
+    ]  # fmt: skip
+    assert len(files[0]) > 10 and files[0] == files[1]
+    assert all(folder.is_dir() for build in builds for folder in build.values())
+
+
 def test_sam2_twin_is_the_large_config_with_sizes_shrunk(twins):
     import sam2  # importing it registers its hydra config module
     from hydra import compose

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from itertools import pairwise
 
@@ -167,6 +168,24 @@ def test_tables_carry_their_provenance(tmp_path):
         }
     }
     assert pd.read_parquet(tmp_path / "t.parquet")["a"].tolist() == [1, 2]
+
+
+def test_the_ffmpeg_version_is_the_one_on_path_asked_once_per_binary(tmp_path, monkeypatch):
+    from senorita.provenance import ffmpeg_version
+
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    calls = tmp_path / "calls"
+    fake.write_text(f'#!/bin/sh\necho x >> {calls}\necho "ffmpeg version fake-1"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    assert ffmpeg_version() == ffmpeg_version() == "ffmpeg version fake-1"
+    assert calls.read_text() == "x\n"  # cached: the warm worker asks before forking the jobs
+    # Another binary at the same path (a new size or time) is asked again.
+    fake.write_text(f'#!/bin/sh\necho x >> {calls}\necho "ffmpeg version fake-22"\n')
+    assert ffmpeg_version() == "ffmpeg version fake-22"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert ffmpeg_version() == "absent"
 
 
 def test_every_template_fits_the_default_word_limit_and_none_is_empty():

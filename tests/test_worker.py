@@ -79,6 +79,10 @@ def test_a_command_in_the_worker_writes_what_its_own_process_writes(worker, tmp_
         ).to_json()
     # The demo videos are made by ffmpeg subprocesses: the forked command waits on its children.
     assert any(name.endswith(".mp4") for name in outputs["worker"])
+    # The log says what the command cost: its seconds and its CPU seconds (ffmpeg's included).
+    seconds, cpu = map(float, re.findall(r"ran \['catalogue'\].*, ([\d.]+) s, ([\d.]+) CPU s",
+                                          log.read_text())[-1])  # fmt: skip
+    assert 0 < cpu <= 2 * seconds + 0.1
     assert outputs["worker"] == outputs["own"]
 
 

@@ -148,6 +148,20 @@ def preload() -> list[str]:
                 getattr(lib, name)
             except (AttributeError, ImportError) as err:
                 missing.append(f"{module}.{name} ({err})")
+    # Caches a job would fill at its start, filled once here for every forked job:
+    # - the ffmpeg version every table's provenance records (0.2 s: starting ffmpeg; cached per
+    #   binary, so a job whose PATH finds another ffmpeg still asks that one);
+    # - transformers' table of checkpoint conversions, about a thousand regular expressions it
+    #   compiles on the first from_pretrained in a process (0.4 s in each model job).
+    from senorita.provenance import ffmpeg_version
+
+    ffmpeg_version()
+    try:
+        from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+
+        get_checkpoint_conversion_mapping("clip")
+    except (ImportError, AttributeError) as err:  # a transformers without it: the jobs build it
+        missing.append(f"transformers.conversion_mapping ({err})")
     return missing
 
 
@@ -261,14 +275,15 @@ def _supervise(
         for fd in fds:
             os.close(fd)
         started = time.monotonic()
-        status, gone = _watch(conn, pid)
+        status, gone, cpu = _watch(conn, pid)
         log.info(
-            "%s %s: pid %d, exit %d, %.1f s",
+            "%s %s: pid %d, exit %d, %.1f s, %.1f CPU s",
             "killed (its job went away)" if gone else "ran",
             request["argv"][:1],
             pid,
             status,
             time.monotonic() - started,
+            cpu,
         )
         if not gone:
             conn.sendall(_STATUS.pack(status))
@@ -278,19 +293,23 @@ def _supervise(
         os._exit(0)
 
 
-def _watch(conn: socket.socket, pid: int) -> tuple[int, bool]:
+def _watch(conn: socket.socket, pid: int) -> tuple[int, bool, float]:
     """Wait for the command; kill it if the job's end of the connection closes first. Its exit
-    status, and whether the job went away."""
+    status, whether the job went away, and the CPU seconds it used (with the children it waited
+    for: ffmpeg's decoding and encoding count)."""
     pidfd = os.pidfd_open(pid)
     while True:
         ready, _, _ = select.select([pidfd, conn], [], [])
-        if conn in ready and not conn.recv(1, socket.MSG_PEEK):  # the job is gone
+        gone = conn in ready and not conn.recv(1, socket.MSG_PEEK)  # the job's end closed
+        if gone:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return 128 + signal.SIGKILL, True
-        if pidfd in ready:
-            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-            return (128 - code if code < 0 else code), False  # by a signal: 128 + its number
+        if gone or pidfd in ready:
+            _, wait_status, usage = os.wait4(pid, 0)
+            cpu = usage.ru_utime + usage.ru_stime
+            if gone:
+                return 128 + signal.SIGKILL, True, cpu
+            code = os.waitstatus_to_exitcode(wait_status)
+            return (128 - code if code < 0 else code), False, cpu  # by a signal: 128 + its number
 
 
 def _run(request: dict, fds: list[int]) -> None:
@@ -328,8 +347,8 @@ def _run(request: dict, fds: list[int]) -> None:
 
 def warm(command: list[str], log_file: Path | None = None) -> int:
     """Run ``command`` with a warm worker beside it: the exit status of the command. The worker
-    logs each command it runs (name, pid, exit status, seconds) to ``log_file``; without one,
-    only its warnings, to standard error."""
+    logs each command it runs (name, pid, exit status, seconds, and CPU seconds with its
+    children's) to ``log_file``; without one, only its warnings, to standard error."""
     if not command:
         raise ValueError("warm: no command given (senorita warm -- snakemake --cores 2 all)")
     folder = tempfile.mkdtemp(prefix="senorita-worker-")

@@ -232,6 +232,13 @@ def build_expert(out: Path, name: str) -> Path:
         pipe = build_from_base(
             name, {"init": str(base), "revision": "main", "controlnet_layers": 1}
         )
+        # Loading recorded the temporary base folder as each model's origin; the base's twin
+        # name instead, so a rebuild writes the same configs.
+        for component in pipe.components.values():
+            if hasattr(component, "register_to_config"):
+                component.register_to_config(
+                    _name_or_path="cogvideox_5b_i2v" if i2v else "cogvideox_2b"
+                )
         pipe.save_pretrained(out)
         write_t5_tokenizer(out / "tokenizer", COGVIDEOX_5B_I2V if i2v else COGVIDEOX_2B)
     return out

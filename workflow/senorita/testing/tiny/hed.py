@@ -38,6 +38,8 @@ def build_hed(out: Path) -> Path:
         net.norm.copy_(torch.tensor([123.7, 116.3, 103.5]).view(1, 3, 1, 1))
     path = out / DEFAULT_FILENAME
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(net.state_dict(), tmp)
+    # Saved through a file object: the archive's folder is then "archive", not the temporary
+    # file's random name, so a rebuild writes the same bytes.
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(net.state_dict(), f)
     return path

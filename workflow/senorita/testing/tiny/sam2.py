@@ -61,8 +61,8 @@ def build_segmenter(out: Path) -> Path:
         SAM2_CONFIG, None, device="cpu", hydra_overrides_extra=SAM2_TINY_OVERRIDES
     )
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save({"model": predictor.state_dict()}, tmp)
+    with atomic_path(out / "model.pt") as tmp, tmp.open("wb") as f:  # as hed.py: same bytes
+        torch.save({"model": predictor.state_dict()}, f)
     meta = {"config": SAM2_CONFIG, "checkpoint": "model.pt", "overrides": SAM2_TINY_OVERRIDES}
     with atomic_path(out / MANIFEST) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
