@@ -9,7 +9,7 @@ from senorita.checkpoints import hub_token_problem
 from senorita.config import config_errors, fill_registered
 from senorita.ids import shard_name
 from senorita.models import families_for
-from senorita.scheduler_fix import keep_one_reevaluation
+from senorita import snakemake_fixes
 from senorita.tasks import (
     LLM_EXPERT_KEYS,
     all_tasks,
@@ -20,9 +20,10 @@ from senorita.tasks import (
 )
 
 min_version("9.0")
-# Snakemake's scheduler starts one more chain of one-second wake-ups per finished job; at most one
-# is pending after this (senorita/scheduler_fix.py says why it matters in a week-long run).
-keep_one_reevaluation()
+# Two flaws of the pinned Snakemake that cost a full-scale run dearly (senorita/snakemake_fixes.py):
+# its scheduler's wake-ups multiplying with finished jobs, and its SLURM group check walking each
+# group once per member.
+snakemake_fixes.apply()
 
 
 configfile: Path(workflow.basedir) / "config" / "config.yaml"
