@@ -36,7 +36,7 @@ def test_passes_that_each_ask_for_a_wake_up_get_one():
 
 def test_a_run_ends_without_waiting_for_its_rate_limit_timer(tmp_path):
     (tmp_path / "Snakefile").write_text(
-        "from senorita.snakemake_fixes import check_each_group_once, keep_one_reevaluation\n"
+        "from senorita.snakemake_fixes import keep_one_reevaluation\n"
         "keep_one_reevaluation()\n"
         "rule all:\n"
         "    input: expand('o/{i}.txt', i=range(6))\n"
