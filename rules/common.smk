@@ -20,9 +20,10 @@ from senorita.tasks import (
 )
 
 min_version("9.0")
-# Two flaws of the pinned Snakemake that cost a full-scale run dearly (senorita/snakemake_fixes.py):
-# its scheduler's wake-ups multiplying with finished jobs, and its SLURM group check walking each
-# group once per member.
+# Flaws of the pinned Snakemake that cost a full-scale run dearly (senorita/snakemake_fixes.py):
+# its scheduler's wake-ups multiplying with finished jobs, its SLURM group check walking every
+# ancestor of every group member, function signatures read once per job and a job's shell
+# command formatted three times each time it is listed.
 snakemake_fixes.apply()
 
 
