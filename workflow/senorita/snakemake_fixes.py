@@ -56,6 +56,14 @@ from typing import Any
 PATCHED = "_senorita_fixed"  # marks a method this module put in place
 
 
+def _source(obj: Any) -> str:
+    """The source of a Snakemake function, or "" where Python cannot show it."""
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
 def _schedule_once(self: Any, delay: float) -> None:
     pending = getattr(self, "_senorita_reevaluation", None)
     if pending is not None and pending.is_alive():
@@ -109,11 +117,7 @@ def check_each_group_once() -> bool:
         return False
     if getattr(original, PATCHED, False):
         return True
-    try:
-        source = inspect.getsource(original)
-    except (OSError, TypeError):
-        return False
-    if "for group in self._group.values():" not in source:
+    if "for group in self._group.values():" not in _source(original):
         return False  # not the loop this fixes
     DAG._check_groups = _each_group_once(original)
     return True
@@ -227,11 +231,7 @@ def memoize_function_params() -> bool:
         return False
     if getattr(original, PATCHED, False):
         return True
-    try:
-        source = inspect.getsource(original)
-    except (OSError, TypeError):
-        return False
-    if "inspect.signature(func).parameters" not in source:
+    if "inspect.signature(func).parameters" not in _source(original):
         return False  # not the function this memoizes
     memoized = _memoized(original, attr)
     for module in (common, rules, jobs):
@@ -256,11 +256,8 @@ def format_shell_command_once() -> bool:
         return False
     if getattr(log_info, PATCHED, False):
         return True
-    try:
-        if inspect.getsource(log_info).count("self.shellcmd") < 2:
-            return False  # already formats it once
-    except (OSError, TypeError):
-        return False
+    if _source(log_info).count("self.shellcmd") < 2:
+        return False  # already formats it once, or not the method this fixes
     formats = shellcmd.fget
 
     def pinned_shellcmd(self: Any) -> str | None:
