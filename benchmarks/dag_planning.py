@@ -45,6 +45,8 @@ from senorita.ids import shard_of
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+# Both workflows are planned with the same flags: a dry run printing nothing, target `all`.
+DRY_RUN = ["-n", "--quiet", "all", "--", "all"]
 JOB_COUNT = re.compile(r"^total\s+(\d+)")
 SLURM_COMMANDS = ("sbatch", "sacct", "squeue", "sinfo", "scontrol", "scancel", "srun")
 JOB_STARTED = re.compile(r"^(Job \d+: |(local)?rule \w+:)")  # a job's message, or its rule
@@ -167,7 +169,7 @@ def plan(
         cmd = [*snakemake, "--executor", "slurm", "--jobs", "100", "all"]
         return run_plan(cmd, first_job=True, path=fake)
     profiler = [sys.executable, "-m", "cProfile", "-o", str(profile)] if profile else []
-    return run_plan([*profiler, *snakemake, "-n", "--quiet", "all", "--", "all"])
+    return run_plan([*profiler, *snakemake, *DRY_RUN])
 
 
 def plan_plain(workdir: Path, n_shards: int, jobs: int) -> Plan:
@@ -175,7 +177,7 @@ def plan_plain(workdir: Path, n_shards: int, jobs: int) -> Plan:
     workdir.mkdir(parents=True)
     plain_snakefile(workdir / "Snakefile", n_shards, jobs)
     return run_plan([str(SNAKEMAKE), "-s", str(workdir / "Snakefile"), "-d", str(workdir),
-                     "-n", "--quiet", "all", "--", "all"])  # fmt: skip
+                     *DRY_RUN])  # fmt: skip
 
 
 # Phases of a dry run, by the Snakemake function whose cumulative time is the phase's.
