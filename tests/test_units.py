@@ -141,6 +141,42 @@ def test_journal_survives_a_torn_last_line_and_is_removed_on_finish(tmp_path):
     assert prune(tmp_path, {"a.mp4"}) == 1
 
 
+def test_a_write_killed_before_its_rename_leaves_nothing_once_the_path_is_written_again(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from senorita.atomic import write_table, write_text
+
+    # A real death between writing the temporary file and the rename.
+    kill = (
+        "import os, signal, sys\n"
+        "from senorita.atomic import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_bytes(b'half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    table, other = tmp_path / "00000.parquet", tmp_path / "00000.rejects.parquet"
+    seen = []
+    for path in (table, table, other):
+        died = subprocess.run([sys.executable, "-c", kill, str(path)], check=False)
+        assert died.returncode == -signal.SIGKILL
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+    # Each death leaves its temporary file; the second write of the table took the first's.
+    assert len(seen[0]) == 1 and seen[0][0].startswith(".00000.parquet.") and ".tmp." in seen[0][0]
+    assert len(seen[1]) == 1 and seen[1] != seen[0]
+    assert len(seen[2]) == 2
+
+    import pandas as pd
+
+    write_table(pd.DataFrame({"a": [1]}), table)
+    # The table's two leftovers are gone; another path's leftover waits for its own write.
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".00000.parquet.")) == []
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith(".00000.rejects")]) == 1
+    write_text("x", other)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00000.parquet", "00000.rejects.parquet"]
+
+
 def test_tables_carry_their_provenance(tmp_path):
     import pandas as pd
 

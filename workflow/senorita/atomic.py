@@ -1,11 +1,14 @@
 """Atomic file writes: write to a temporary name in the same folder, then rename.
 
 A reader (or a resumed job) never sees a half-written file: either the old file, none, or the
-complete new one.
+complete new one. A writer killed between the two (SIGKILL, a lost node) leaves its temporary file;
+the next write of the same path removes it, so a rerun leaves nothing behind. Snakemake gives each
+path one writing job at a time, so no live writer's temporary file is taken.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -24,9 +27,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
-    )
+    prefix, suffix = f".{path.name}.", ".tmp" + path.suffix
+    for stale in path.parent.glob(glob.escape(prefix) + "?" * 8 + glob.escape(suffix)):
+        stale.unlink(missing_ok=True)  # left by a writer of this path that was killed
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
