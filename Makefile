@@ -1,5 +1,5 @@
 # make demo: the main job end to end on the embedded default (generated videos, CPU).
-# make test: the test suite (CI's). Both install what they need on first use.
+# make test: the test suite (CI's), on every core. Both install what they need on first use.
 # make test-fast: the tests that need no Snakemake run (a few minutes), for the development loop.
 # make slurm-profile: install profiles/slurm as ~/.config/snakemake/slurm (README: Running on SLURM).
 # make slurm-start / slurm-stop: a one-node SLURM on this machine, as root (for trying the profile).
@@ -24,8 +24,12 @@ demo: setup
 	senorita warm -- snakemake --cores $(CORES) --scheduler greedy all
 	@echo "dataset written to dataset/ (card: dataset/README.md)"
 
+# Every test on every core, a file per worker at a time (--dist loadfile: a module's fixtures, the
+# SLURM cluster's among them, are built on one worker), in the order tests/conftest.py gives them
+# (--no-loadscope-reorder: xdist would otherwise hand out the files with the most tests first); the
+# demo run is made once and shared.
 test: setup browser
-	pytest
+	pytest -n $(CORES) --dist loadfile --no-loadscope-reorder
 
 # worksteal hands each xdist worker a contiguous half of the tests and moves work only when one
 # runs dry, so a module's fixtures are mostly built on one worker: the warm worker's server (10 s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,15 +82,28 @@ def demo_run(tmp_path_factory) -> Path:
     """The embedded default, run once for the whole session (read-only for tests).
 
     Run as `make demo` runs it, beside a warm worker (the SLURM test's local run compares every
-    output with a run without one). ``SENORITA_DEMO_RUN=<folder>`` reuses a finished run of the
-    current code instead (a development shortcut: the run takes about 6 minutes on 2 cores); CI
+    output with a run without one). Under xdist the first worker to ask runs it in the folder the
+    workers share, holding a lock; the others wait and use that run (pytest-xdist's recipe for a
+    session fixture made once). ``SENORITA_DEMO_RUN=<folder>`` reuses a finished run of the
+    current code instead (a development shortcut: the run takes about 3 minutes on 2 cores); CI
     never sets it.
     """
     if reuse := os.environ.get("SENORITA_DEMO_RUN"):
         assert not CI, "SENORITA_DEMO_RUN is for development runs, not CI"
         return Path(reuse).resolve()
-    workdir = tmp_path_factory.mktemp("demo")
-    snakemake(workdir, "--cores", "2", "all", warm=True)
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process: no other worker to share with
+        workdir = tmp_path_factory.mktemp("demo")
+        snakemake(workdir, "--cores", "2", "all", warm=True)
+        return workdir
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent
+    workdir, done = shared / "demo", shared / "demo.done"
+    with FileLock(shared / "demo.lock"):
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)  # a worker that failed to finish it
+            snakemake(workdir, "--cores", "2", "all", warm=True)
+            done.touch()
     return workdir
 
 
@@ -128,6 +142,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _runs_the_workflow(item):
             item.add_marker(pytest.mark.e2e)
+    # `make test` hands the files to its xdist workers in this order (--no-loadscope-reorder): the
+    # slow ones first (the SLURM tests spend minutes waiting on the cluster: the other worker's
+    # work overlaps them), then those that read the demo run, so one worker makes it early while
+    # the other has work of its own. Within each kind the files keep their order.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("slow") is None,
+            "demo_run" not in getattr(item, "fixturenames", ()),
+        )
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -127,6 +127,9 @@ def slurm_cluster() -> dict[str, str]:
             text=True,
             check=True,
         ).stdout.split()[0]
+        # Every core, whatever OMP_NUM_THREADS this process has (xdist workers set it to their
+        # share, and nproc honours it: a 1-CPU node left the 2-CPU jobs pending forever).
+        assert int(cpus) == len(os.sched_getaffinity(0)), f"the node has {cpus} CPUs"
         yield {"cpus": cpus}
     finally:
         if not was_up:

@@ -96,7 +96,7 @@ write_conf() { # path mode: write stdin to path unless path is someone else's co
 }
 
 # --- configuration -----------------------------------------------------------------------------
-cpus=$(nproc)
+cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc honours both; a caller may set them for its own threads
 mem_mb=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
 : >"$GPU_FILE"
 
