@@ -85,7 +85,7 @@ def demo_run(tmp_path_factory) -> Path:
     output with a run without one). Under xdist the first worker to ask runs it in the folder the
     workers share, holding a lock; the others wait and use that run (pytest-xdist's recipe for a
     session fixture made once). ``SENORITA_DEMO_RUN=<folder>`` reuses a finished run of the
-    current code instead (a development shortcut: the run takes about 3 minutes on 2 cores); CI
+    current code instead (a development shortcut: the run takes 3 to 7 minutes on 2 cores); CI
     never sets it.
     """
     if reuse := os.environ.get("SENORITA_DEMO_RUN"):
