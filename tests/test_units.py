@@ -146,6 +146,8 @@ def test_a_write_killed_before_its_rename_leaves_nothing_once_the_path_is_writte
     import subprocess
     import sys
 
+    import pandas as pd
+
     from senorita.atomic import write_table, write_text
 
     # A real death between writing the temporary file and the rename.
@@ -166,8 +168,6 @@ def test_a_write_killed_before_its_rename_leaves_nothing_once_the_path_is_writte
     assert len(seen[0]) == 1 and seen[0][0].startswith(".00000.parquet.") and ".tmp." in seen[0][0]
     assert len(seen[1]) == 1 and seen[1] != seen[0]
     assert len(seen[2]) == 2
-
-    import pandas as pd
 
     write_table(pd.DataFrame({"a": [1]}), table)
     # The table's two leftovers are gone; another path's leftover waits for its own write.
